@@ -1,0 +1,164 @@
+//! `vocelio`: the real-time AI call-center engine.
+
+mod config;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use config::Config;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tracing::{info, warn};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vocelio",
+    version,
+    about = "Real-time AI call-center engine: SIP and Twilio in, AI agents out"
+)]
+struct Cli {
+    /// TOML configuration file; `VOCELIO__SECTION__KEY` environment variables override it.
+    #[arg(long, global = true, env = "VOCELIO_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the engine: HTTP (control API, /health, /metrics) on 127.0.0.1:8000 by default.
+    Serve,
+    /// Print the effective configuration (defaults + file + environment) as TOML.
+    Config,
+    /// Check that every model and native library `scripts/setup.sh` installs is in place.
+    Models,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref(), std::env::vars())?;
+    match cli.command {
+        Command::Config => {
+            print!("{}", toml::to_string_pretty(&config)?);
+            Ok(())
+        }
+        Command::Models => {
+            let inventory = vocelio_pipelines::models::ModelDir::new(&config.models.dir);
+            let report = inventory.check();
+            for (name, path, ok) in &report {
+                println!(
+                    "{} {name:<18} {}",
+                    if *ok { "ok     " } else { "MISSING" },
+                    path.display()
+                );
+            }
+            if report.iter().all(|(_, _, ok)| *ok) {
+                Ok(())
+            } else {
+                anyhow::bail!(
+                    "models are missing from {}: run scripts/setup.sh",
+                    config.models.dir.display()
+                )
+            }
+        }
+        Command::Serve => {
+            init_tracing(&config);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(serve(config))
+        }
+    }
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+async fn serve(config: Config) -> Result<()> {
+    let models = vocelio_pipelines::models::ModelDir::new(&config.models.dir);
+    let missing: Vec<_> = models
+        .check()
+        .into_iter()
+        .filter(|(_, _, ok)| !ok)
+        .map(|(n, _, _)| n)
+        .collect();
+    if missing.is_empty() {
+        info!(dir = %config.models.dir.display(), "models present");
+    } else {
+        warn!(dir = %config.models.dir.display(), ?missing, "models missing: AI calls cannot run until scripts/setup.sh has fetched them");
+    }
+    std::fs::create_dir_all(&config.storage.data_dir).with_context(|| {
+        format!(
+            "creating storage.data_dir {}",
+            config.storage.data_dir.display()
+        )
+    })?;
+
+    let ready = Arc::new(AtomicBool::new(true));
+    let app = axum::Router::new()
+        .route(
+            "/health",
+            axum::routing::get(|| async {
+                axum::Json(
+                    serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}),
+                )
+            }),
+        )
+        .route(
+            "/ready",
+            axum::routing::get({
+                let ready = ready.clone();
+                move || async move {
+                    if ready.load(Ordering::Relaxed) {
+                        (axum::http::StatusCode::OK, "ready")
+                    } else {
+                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+                    }
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("binding http.listen {}", config.http.listen))?;
+    info!(http = %listener.local_addr()?, "vocelio serving");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            ready.store(false, Ordering::Relaxed);
+            info!("shutdown requested, draining");
+        })
+        .await
+        .context("HTTP server")?;
+    info!("vocelio stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            warn!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
