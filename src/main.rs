@@ -32,6 +32,14 @@ enum Command {
     Config,
     /// Check that every model and native library `scripts/setup.sh` installs is in place.
     Models,
+    /// Speak TEXT with the local Piper voice into a WAV file (voice preview, test fixtures).
+    Say {
+        /// What to say.
+        text: String,
+        /// Output WAV (16-bit mono at the voice's rate, 22050 Hz for the default voice).
+        #[arg(long, short)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -60,6 +68,19 @@ fn main() -> Result<()> {
                     config.models.dir.display()
                 )
             }
+        }
+        Command::Say { text, out } => {
+            let dir = vocelio_pipelines::models::ModelDir::new(&config.models.dir);
+            let mut voice = vocelio_pipelines::tts::Voice::load(&dir, 2)?;
+            let pcm = voice.synthesize(&text)?;
+            vocelio_codecs::wav::write(&out, voice.rate(), &pcm)?;
+            eprintln!(
+                "wrote {} ({} ms at {})",
+                out.display(),
+                pcm.len() as u64 * 1000 / u64::from(voice.rate().hz()),
+                voice.rate()
+            );
+            Ok(())
         }
         Command::Serve => {
             init_tracing(&config);

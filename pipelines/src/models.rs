@@ -107,8 +107,25 @@ pub fn init_onnxruntime(dir: &ModelDir) -> Result<(), ModelError> {
     });
     match outcome {
         Ok(_) => Ok(()),
-        Err(reason) => Err(ModelError::OnnxRuntime { path, reason: reason.clone() }),
+        Err(reason) => Err(ModelError::OnnxRuntime {
+            path,
+            reason: reason.clone(),
+        }),
     }
+}
+
+/// An ONNX Runtime session for `model` using `threads` intra-op threads.
+///
+/// Inference runs on the engine's bounded worker pools, so each session
+/// gets few threads instead of ONNX Runtime's default of one per core.
+pub fn onnx_session(model: &Path, threads: usize) -> Result<ort::session::Session, ort::Error> {
+    let session = ort::session::Session::builder()?
+        .with_intra_threads(threads.max(1))
+        .map_err(ort::Error::<()>::from)?
+        .with_inter_threads(1)
+        .map_err(ort::Error::<()>::from)?
+        .commit_from_file(model)?;
+    Ok(session)
 }
 
 /// The models folder tests use: `VOCELIO_MODELS_DIR`, else `models/` at the workspace root.
@@ -126,10 +143,19 @@ mod tests {
     #[test]
     fn missing_files_are_named() {
         let d = ModelDir::new("/nonexistent/models");
-        let e = d.require("whisper", files::WHISPER_TINY_EN).unwrap_err().to_string();
-        assert!(e.contains("/nonexistent/models/ggml-tiny.en.bin") && e.contains("scripts/setup.sh"), "{e}");
+        let e = d
+            .require("whisper", files::WHISPER_TINY_EN)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/nonexistent/models/ggml-tiny.en.bin") && e.contains("scripts/setup.sh"),
+            "{e}"
+        );
         assert!(d.check().iter().all(|(_, _, ok)| !ok));
         // And ONNX Runtime fails cleanly rather than hanging on a missing library.
-        assert!(matches!(init_onnxruntime(&d), Err(ModelError::Missing { .. })));
+        assert!(matches!(
+            init_onnxruntime(&d),
+            Err(ModelError::Missing { .. })
+        ));
     }
 }
