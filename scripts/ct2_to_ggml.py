@@ -84,8 +84,16 @@ class ConversionError(Exception):
     pass
 
 
+VERBOSE = False
+
+
 def log(msg):
     print(msg, flush=True)
+
+
+def detail(msg):
+    if VERBOSE:
+        print(msg, flush=True)
 
 
 # --------------------------------------------------------------------------
@@ -625,7 +633,7 @@ def _write_ggml_file(tmp, ftype, hp, filters, tokens, tensors, quantize):
             f.write(name_b)
             f.write(payload)
             total += len(payload)
-            log("  %-40s ne=%-18s %-4s %9d bytes" % (name, ne, type_names[ttype], len(payload)))
+            detail("  %-40s ne=%-18s %-4s %9d bytes" % (name, ne, type_names[ttype], len(payload)))
     return total
 
 
@@ -644,7 +652,10 @@ def main(argv=None):
                     help="openai-whisper 'whisper/assets' dir (mel_filters.npz, gpt2.tiktoken)")
     ap.add_argument("--out", required=True, help="output ggml f16 model path")
     ap.add_argument("--q8_0", dest="q8_0", default=None, help="also write a q8_0-quantised model here")
+    ap.add_argument("--verbose", action="store_true", help="print every tensor written")
     args = ap.parse_args(argv)
+    global VERBOSE
+    VERBOSE = args.verbose
 
     t0 = time.time()
     try:

@@ -58,6 +58,16 @@ else
   install_packages
 fi
 
+# ---------------------------------------------------------------- rust
+# The Rust toolchain comes with the machine (rustup); Debian's rustc is too old.
+command -v cargo >/dev/null || { [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"; }
+command -v cargo >/dev/null || die "cargo not found: install Rust >= 1.92 with rustup, then run this again"
+RUSTV=$(rustc --version | awk '{print $2}')
+if [ "$(printf '%s\n1.92.0\n' "$RUSTV" | sort -V | head -n1)" != "1.92.0" ]; then
+  die "rustc $RUSTV is too old: ort needs >= 1.92 (rustup update stable)"
+fi
+log "rust: rustc $RUSTV"
+
 # ---------------------------------------------------------------- python tools
 mkdir -p "$CACHE/pip" "$CACHE/converted" "$MODELS"
 VENV="$CACHE/venv"
@@ -173,6 +183,12 @@ PYEOF
     rm -rf "$out"; mv "$out.tmp" "$out"
   fi
   for f in ggml-tiny.en.bin ggml-tiny.en-q8_0.bin; do
+    # The converter is deterministic: its output must match the pinned sum.
+    local want got; want=$(expected_sha "$f"); got=$(sha_of "$out/$f")
+    if [ "$got" != "$want" ]; then
+      rm -rf "$out"
+      die "$f converted to sha256 $got, expected $want (if scripts/ct2_to_ggml.py changed on purpose, update $SUMS)"
+    fi
     if ! cmp -s "$out/$f" "$MODELS/$f"; then
       cp "$out/$f" "$MODELS/$f.part" && mv "$MODELS/$f.part" "$MODELS/$f"
       log "installed: $f"

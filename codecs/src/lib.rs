@@ -8,12 +8,14 @@
 //! - [`g711`]: ITU-T G.711 mu-law and A-law, table driven and bit-exact.
 //! - [`opus`]: Opus encode/decode (libopus) with packet-loss concealment.
 //! - [`resample`]: streaming 20 ms resampling between the engine's rates.
+//! - [`transcode`]: the two per-frame paths, wire G.711 <-> pipeline PCM.
 //! - [`wav`]: WAV read/write for fixtures and recordings.
 
 pub mod frame;
 pub mod g711;
 pub mod opus;
 pub mod resample;
+pub mod transcode;
 pub mod wav;
 
 pub use frame::{AudioFrame, FrameError, MediaTime, SampleRate, FRAME_MS, MAX_FRAME_SAMPLES};

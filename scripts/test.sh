@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up (idempotent) and run every test: unit, property, real-model,
+# sox/sipp-backed integration tests, and each benchmark once in test mode.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/setup.sh
+command -v cargo >/dev/null || . "$HOME/.cargo/env"
+export VOCELIO_MODELS_DIR=${VOCELIO_MODELS_DIR:-$PWD/models}
+start=$(date +%s)
+cargo fmt --all -- --check
+# One build of each heavy C++ dependency: clippy, tests and benches all use the dev/test profile.
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --all-targets --locked
+cargo test --workspace --doc --locked
+echo "[test] all tests passed in $(( $(date +%s) - start ))s (after setup)"

@@ -1,0 +1,207 @@
+//! The `vocelio` binary as a user runs it: starts with embedded defaults,
+//! answers on HTTP, stops cleanly on SIGTERM and SIGINT, and refuses bad
+//! configuration with a message naming the key.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vocelio"))
+}
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("VOCELIO_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+fn start(port: u16, data: &std::path::Path) -> Child {
+    bin()
+        .arg("serve")
+        .env("VOCELIO__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+        .env("VOCELIO__STORAGE__DATA_DIR", data)
+        .env("VOCELIO__MODELS__DIR", models_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Poll until the server answers (bounded: 30 s), returning the /health body.
+fn wait_healthy(port: u16, child: &mut Child) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(body) = get(port, "/health") {
+            return body;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("vocelio exited early with {status}: {err}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vocelio did not answer on port {port} within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn stop_with(child: &mut Child, signal: &str) -> String {
+    let ok = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("vocelio did not stop within 15 s of {signal}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(status.success(), "exit {status} after {signal}: {out}");
+    out
+}
+
+#[test]
+fn serve_answers_and_stops_on_sigterm_and_sigint() {
+    for signal in ["-TERM", "-INT"] {
+        let data = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut child = start(port, &data.path().join("data"));
+        let health = wait_healthy(port, &mut child);
+        assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+        assert!(health.contains("\"status\":\"ok\""), "{health}");
+        assert!(
+            data.path().join("data").is_dir(),
+            "storage.data_dir was not created"
+        );
+        let log = stop_with(&mut child, signal);
+        assert!(
+            log.contains("vocelio serving") && log.contains("vocelio stopped"),
+            "{log}"
+        );
+        assert!(
+            log.contains("models present"),
+            "models not found by serve: {log}"
+        );
+    }
+}
+
+#[test]
+fn bad_configuration_stops_startup_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[sip]\nlisten = \"127.0.0.1:5060\"\ntransport = \"udp\"\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["--config", cfg.to_str().unwrap(), "serve"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sip.transport"), "{err}");
+
+    let out = bin()
+        .arg("config")
+        .env("VOCELIO__RTP__PORT_MIN", "abc")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("port_min"));
+
+    let out = bin()
+        .args(["--config", "/nonexistent/v.toml", "config"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/v.toml"));
+}
+
+#[test]
+fn config_prints_the_embedded_defaults() {
+    let out = bin()
+        .arg("config")
+        .env_remove("VOCELIO_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "listen = \"127.0.0.1:8000\"",
+        "listen = \"127.0.0.1:5060\"",
+        "port_min = 10000",
+        "port_max = 20000",
+        "data_dir = \"./data\"",
+        "dir = \"./models\"",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+}
+
+#[test]
+fn models_subcommand_checks_the_folder() {
+    let out = bin()
+        .arg("models")
+        .env("VOCELIO__MODELS__DIR", models_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let out = bin()
+        .arg("models")
+        .env("VOCELIO__MODELS__DIR", empty.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("MISSING"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("scripts/setup.sh"));
+}
