@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// Everything `vocelio serve` reads.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub http: Http,
@@ -105,18 +105,6 @@ impl Default for Log {
     fn default() -> Self {
         Log {
             filter: "info".into(),
-        }
-    }
-}
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            http: Http::default(),
-            sip: Sip::default(),
-            rtp: Rtp::default(),
-            storage: Storage::default(),
-            models: Models::default(),
-            log: Log::default(),
         }
     }
 }
