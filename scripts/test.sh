@@ -8,8 +8,9 @@ command -v cargo >/dev/null || . "$HOME/.cargo/env"
 export VOCELIO_MODELS_DIR=${VOCELIO_MODELS_DIR:-$PWD/models}
 start=$(date +%s)
 cargo fmt --all -- --check
-# One build of each heavy C++ dependency: clippy, tests and benches all use the dev/test profile.
-cargo clippy --workspace --all-targets --locked -- -D warnings
+# One build of each heavy C++ dependency: clippy runs with the test profile so it
+# reuses the build-script outputs (whisper.cpp, espeak-ng) of the test build.
+cargo clippy --workspace --all-targets --locked --profile test -- -D warnings
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
 echo "[test] all tests passed in $(( $(date +%s) - start ))s (after setup)"

@@ -150,11 +150,13 @@ impl Config {
                 .with_context(|| format!("environment variable {key}"))?;
         }
         let config: Config =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| {
-                    anyhow::anyhow!("invalid configuration: {}", e.message())
-                })?;
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                anyhow::anyhow!(
+                    "invalid configuration at `{}`: {}",
+                    e.path(),
+                    e.inner().message()
+                )
+            })?;
         config.validate()?;
         Ok(config)
     }
@@ -264,13 +266,13 @@ mod tests {
 
         std::fs::write(&p, "[rtp]\nport_min = 70000\n").unwrap();
         let e = format!("{:#}", Config::load(Some(&p), env(&[])).unwrap_err());
-        assert!(e.contains("port_min"), "{e}");
+        assert!(e.contains("rtp.port_min"), "{e}");
 
         let e = format!(
             "{:#}",
             Config::load(None, env(&[("VOCELIO__SIP__LISTEN", "nowhere")])).unwrap_err()
         );
-        assert!(e.contains("listen"), "{e}");
+        assert!(e.contains("sip.listen"), "{e}");
 
         let e = format!(
             "{:#}",
@@ -282,6 +284,6 @@ mod tests {
             "{:#}",
             Config::load(None, env(&[("VOCELIO__RTP__PORT_MIN", "30000")])).unwrap_err()
         );
-        assert!(e.contains("port_min"), "{e}");
+        assert!(e.contains("rtp.port_min"), "{e}");
     }
 }
