@@ -5,3 +5,5 @@
 //! deadline out) with thin tokio drivers around them; see
 //! `../shared/HOUSE_STYLE.md`. The SIP stack, the RTP media plane and the
 //! Twilio stream arrive in their own issues; this crate is empty until then.
+
+pub mod sip;
