@@ -29,6 +29,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod auth;
 mod framing;
 mod grammar;
 mod headers;
@@ -37,6 +38,7 @@ mod name_addr;
 mod parse;
 #[cfg(test)]
 mod proptests;
+pub mod transaction;
 mod uri;
 mod validate;
 mod values;
