@@ -1,0 +1,481 @@
+//! The SIP trunk endpoint against a real peer: sipp (Debian `sip-tester`)
+//! on 127.0.0.1. Each test starts the service on free ports, runs a bounded
+//! sipp scenario, and checks sipp's verdict, the call events, and that no
+//! call state is left behind.
+
+use std::net::{SocketAddr, UdpSocket as StdUdp};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedReceiver;
+use vocelio_engine::endpoint::driver::{start, ListenConfig, SipHandle};
+use vocelio_engine::endpoint::{
+    AgentId, CallEvent, EndpointConfig, HangupCause, IpNet, TrunkConfig,
+};
+use vocelio_engine::sip::transaction::TransportKind;
+
+const DID: &str = "15550100001";
+
+fn scenario(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn free_udp_port() -> u16 {
+    StdUdp::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn config(answer_delay: Duration, allow: &str) -> EndpointConfig {
+    let mut c = EndpointConfig::new("127.0.0.1:0".parse().unwrap(), 42);
+    c.numbers.insert(DID.into(), AgentId("demo".into()));
+    c.trunks.push(TrunkConfig {
+        name: "local".into(),
+        address: "127.0.0.1:5999".parse().unwrap(),
+        transport: TransportKind::Udp,
+        allow_from: vec![allow.parse::<IpNet>().unwrap()],
+        outbound_auth: None,
+        inbound_users: vec![],
+        register: None,
+        domain: None,
+    });
+    c.answer_delay = answer_delay;
+    // Short T1 so finished transactions drain in seconds (64*T1 = 3.2 s).
+    c.timers.t1 = Duration::from_millis(50);
+    c.timers.t2 = Duration::from_millis(400);
+    c.timers.t4 = Duration::from_millis(500);
+    c.rtp_ports = (30_000, 39_999);
+    c
+}
+
+async fn service(cfg: EndpointConfig) -> (SipHandle, UnboundedReceiver<CallEvent>, SocketAddr) {
+    let (handle, events, _join) = start(
+        cfg,
+        ListenConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            udp: true,
+            tcp: true,
+        },
+    )
+    .await
+    .expect("bind SIP service on loopback");
+    let addr = handle.udp_addr.unwrap();
+    (handle, events, addr)
+}
+
+struct SippRun {
+    success: bool,
+    successful_calls: u64,
+    failed_calls: u64,
+    output: String,
+}
+
+/// Run sipp to completion (bounded by its own -timeout) on a blocking thread.
+async fn sipp(target: SocketAddr, extra: Vec<String>, calls: u32) -> SippRun {
+    let dir = tempfile::tempdir().unwrap();
+    let stat = dir.path().join("stat.csv");
+    let mut args: Vec<String> = vec![
+        target.to_string(),
+        "-s".into(),
+        DID.into(),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        free_udp_port().to_string(),
+        "-mp".into(),
+        free_udp_port().to_string(),
+        "-m".into(),
+        calls.to_string(),
+        "-nostdin".into(),
+        "-timeout".into(),
+        "90s".into(),
+        "-timeout_error".into(),
+        "-trace_stat".into(),
+        "-stf".into(),
+        stat.to_string_lossy().into_owned(),
+    ];
+    args.extend(extra);
+    let out = tokio::task::spawn_blocking(move || Command::new("sipp").args(&args).output())
+        .await
+        .unwrap()
+        .expect("sipp is not installed: run scripts/setup.sh (Debian package sip-tester)");
+    let csv = std::fs::read_to_string(&stat).unwrap_or_default();
+    let (successful_calls, failed_calls) = parse_stat(&csv);
+    SippRun {
+        success: out.status.success(),
+        successful_calls,
+        failed_calls,
+        output: format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+fn owned(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+/// SuccessfulCall(C) and FailedCall(C) from the last row of sipp's statistics file.
+fn parse_stat(csv: &str) -> (u64, u64) {
+    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
+    let Some(header) = lines.next() else {
+        return (0, 0);
+    };
+    let Some(last) = lines.next_back() else {
+        return (0, 0);
+    };
+    let cols: Vec<&str> = header.split(';').collect();
+    let vals: Vec<&str> = last.split(';').collect();
+    let get = |name: &str| {
+        cols.iter()
+            .position(|c| *c == name)
+            .and_then(|i| vals.get(i))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (get("SuccessfulCall(C)"), get("FailedCall(C)"))
+}
+
+fn drain(events: &mut UnboundedReceiver<CallEvent>) -> Vec<CallEvent> {
+    let mut v = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        v.push(e);
+    }
+    v
+}
+
+/// After the calls: no call, no RTP port, and (once the RFC 3261 timers ran) no transaction is left.
+async fn assert_no_state_left(handle: &SipHandle) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = handle.snapshot().await.unwrap();
+        if s.stats.active_calls == 0 && s.ports_in_use == 0 && s.transactions == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "state left behind: {s:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_uac_1000_calls_over_udp() {
+    let (handle, mut events, addr) = service(config(Duration::ZERO, "127.0.0.1/32")).await;
+    let run = sipp(addr, owned(&["-sn", "uac", "-r", "200", "-l", "200"]), 1000).await;
+    assert!(
+        run.success && run.failed_calls == 0 && run.successful_calls == 1000,
+        "sipp: {} ok, {} failed\n{}",
+        run.successful_calls,
+        run.failed_calls,
+        run.output
+    );
+    assert_no_state_left(&handle).await;
+    let evs = drain(&mut events);
+    let answered = evs
+        .iter()
+        .filter(|e| matches!(e, CallEvent::Answered { .. }))
+        .count();
+    let byes = evs
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                CallEvent::Hangup {
+                    cause: HangupCause::RemoteBye,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!((answered, byes), (1000, 1000));
+    let s = handle.snapshot().await.unwrap();
+    assert_eq!(s.stats.calls_answered, 1000);
+    handle.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_uac_1000_calls_over_tcp() {
+    let (handle, mut events, addr) = service(config(Duration::ZERO, "127.0.0.1/32")).await;
+    let run = sipp(
+        addr,
+        owned(&["-sn", "uac", "-t", "t1", "-r", "200", "-l", "200"]),
+        1000,
+    )
+    .await;
+    assert!(
+        run.success && run.failed_calls == 0 && run.successful_calls == 1000,
+        "sipp: {} ok, {} failed\n{}",
+        run.successful_calls,
+        run.failed_calls,
+        run.output
+    );
+    assert_no_state_left(&handle).await;
+    let byes = drain(&mut events)
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                CallEvent::Hangup {
+                    cause: HangupCause::RemoteBye,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(byes, 1000);
+    handle.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_cancel_while_ringing_gets_487() {
+    // Ring for 10 s so the caller's CANCEL arrives before we answer.
+    let (handle, mut events, addr) = service(config(Duration::from_secs(10), "127.0.0.1/32")).await;
+    let run = sipp(
+        addr,
+        owned(&["-sf", &scenario("cancel.xml"), "-r", "10"]),
+        20,
+    )
+    .await;
+    assert!(run.success && run.successful_calls == 20, "{}", run.output);
+    assert_no_state_left(&handle).await;
+    let evs = drain(&mut events);
+    assert_eq!(
+        evs.iter()
+            .filter(|e| matches!(
+                e,
+                CallEvent::Hangup {
+                    cause: HangupCause::Cancelled,
+                    ..
+                }
+            ))
+            .count(),
+        20
+    );
+    assert!(
+        !evs.iter().any(|e| matches!(e, CallEvent::Answered { .. })),
+        "a cancelled call was answered"
+    );
+    handle.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_late_offer_answer_in_ack() {
+    let (handle, mut events, addr) = service(config(Duration::ZERO, "127.0.0.1/32")).await;
+    let run = sipp(
+        addr,
+        owned(&["-sf", &scenario("late_offer.xml"), "-r", "20"]),
+        20,
+    )
+    .await;
+    assert!(run.success && run.successful_calls == 20, "{}", run.output);
+    assert_no_state_left(&handle).await;
+    let evs = drain(&mut events);
+    let media: Vec<_> = evs
+        .iter()
+        .filter_map(|e| {
+            if let CallEvent::MediaUpdated { media, .. } = e {
+                Some(media)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(
+        media.len(),
+        20,
+        "each ACK's SDP answer completes the negotiation"
+    );
+    assert!(media
+        .iter()
+        .all(|m| m.payload_type == 0 && m.remote_rtp.ip().is_loopback()));
+    handle.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_info_dtmf_and_reinvite_hold_unhold() {
+    let (handle, mut events, addr) = service(config(Duration::ZERO, "127.0.0.1/32")).await;
+    let run = sipp(addr, owned(&["-sf", &scenario("hold.xml"), "-r", "5"]), 5).await;
+    assert!(run.success && run.successful_calls == 5, "{}", run.output);
+    assert_no_state_left(&handle).await;
+    let evs = drain(&mut events);
+    let digits: Vec<char> = evs
+        .iter()
+        .filter_map(|e| {
+            if let CallEvent::Dtmf { digit, .. } = e {
+                Some(*digit)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(digits, vec!['5'; 5]);
+    let updates: Vec<_> = evs
+        .iter()
+        .filter_map(|e| {
+            if let CallEvent::MediaUpdated { media, .. } = e {
+                Some(media.direction)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(
+        updates.len(),
+        10,
+        "hold and unhold for each call: {updates:?}"
+    );
+    assert_eq!(
+        updates
+            .iter()
+            .filter(|d| !d.receives() || !d.sends())
+            .count(),
+        5,
+        "{updates:?}"
+    );
+    handle.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_blind_transfer_by_refer() {
+    let (handle, mut events, addr) = service(config(Duration::ZERO, "127.0.0.1/32")).await;
+    let sipp_task = tokio::spawn(sipp(
+        addr,
+        owned(&["-sf", &scenario("refer.xml"), "-r", "2"]),
+        2,
+    ));
+    let mut transferred = 0;
+    let mut accepted = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while transferred < 2 {
+        let ev = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("transfer did not complete")
+            .unwrap();
+        match ev {
+            CallEvent::Answered { call, .. } => {
+                // Give the caller's ACK a moment, then transfer.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                handle
+                    .transfer(call, "sip:+15550100099@127.0.0.1")
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
+            CallEvent::TransferAccepted { .. } => accepted += 1,
+            CallEvent::Hangup {
+                cause: HangupCause::Transferred,
+                ..
+            } => transferred += 1,
+            CallEvent::Hangup { cause, .. } => panic!("unexpected hangup {cause:?}"),
+            _ => {}
+        }
+    }
+    let run = sipp_task.await.unwrap();
+    assert!(run.success && run.successful_calls == 2, "{}", run.output);
+    assert_eq!(accepted, 2);
+    assert_no_state_left(&handle).await;
+    handle.shutdown();
+}
+
+fn raw_request(
+    method: &str,
+    target: SocketAddr,
+    local: SocketAddr,
+    extra: &str,
+    branch: &str,
+) -> String {
+    format!(
+        "{method} sip:{DID}@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\nFrom: <sip:tester@{local}>;tag=t{branch}\r\nTo: <sip:{DID}@{target}>\r\nCall-ID: {branch}@test\r\nCSeq: 1 {method}\r\n{extra}Content-Length: 0\r\n\r\n"
+    )
+}
+
+fn exchange(sock: &StdUdp, target: SocketAddr, msg: &str) -> String {
+    sock.send_to(msg.as_bytes(), target).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        let (n, _) = sock.recv_from(&mut buf).expect("no answer within 5 s");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !text.starts_with("SIP/2.0 100") {
+            return text;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn options_unknown_methods_require_and_access_control() {
+    let (handle, _events, addr) = service(config(Duration::ZERO, "127.0.0.1/32")).await;
+    let answers = tokio::task::spawn_blocking(move || {
+        let sock = StdUdp::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let local = sock.local_addr().unwrap();
+        vec![
+            exchange(
+                &sock,
+                addr,
+                &raw_request("OPTIONS", addr, local, "", "opt1"),
+            ),
+            exchange(
+                &sock,
+                addr,
+                &raw_request("FROBNICATE", addr, local, "", "frob1"),
+            ),
+            exchange(
+                &sock,
+                addr,
+                &raw_request("INVITE", addr, local, "Require: 100rel-xyz\r\n", "req1"),
+            ),
+            exchange(
+                &sock,
+                addr,
+                // An in-dialog BYE (To has a tag) for a dialog that does not exist.
+                &raw_request("BYE", addr, local, "", "bye1").replace(
+                    &format!("{}>\r\n", addr),
+                    &format!("{}>;tag=nope\r\n", addr),
+                ),
+            ),
+        ]
+    })
+    .await
+    .unwrap();
+    assert!(
+        answers[0].starts_with("SIP/2.0 200") && answers[0].contains("Allow: INVITE"),
+        "{}",
+        answers[0]
+    );
+    assert!(answers[1].starts_with("SIP/2.0 501"), "{}", answers[1]);
+    assert!(
+        answers[2].starts_with("SIP/2.0 420") && answers[2].contains("Unsupported: 100rel-xyz"),
+        "{}",
+        answers[2]
+    );
+    assert!(answers[3].starts_with("SIP/2.0 481"), "{}", answers[3]);
+    handle.shutdown();
+
+    // A source no trunk allows cannot make a call: 403, and nothing is set up.
+    let (handle, mut events, addr) = service(config(Duration::ZERO, "10.0.0.0/8")).await;
+    let answer = tokio::task::spawn_blocking(move || {
+        let sock = StdUdp::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let local = sock.local_addr().unwrap();
+        exchange(
+            &sock,
+            addr,
+            &raw_request("INVITE", addr, local, "", "deny1"),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("SIP/2.0 403"), "{answer}");
+    let s = handle.snapshot().await.unwrap();
+    assert_eq!((s.stats.active_calls, s.stats.unauthorised), (0, 1));
+    assert!(drain(&mut events).is_empty());
+    handle.shutdown();
+}
