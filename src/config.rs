@@ -33,6 +33,59 @@ pub struct Sip {
     pub listen: SocketAddr,
     pub udp: bool,
     pub tcp: bool,
+    /// Address advertised in Via/Contact/SDP when it differs from `listen` (NAT, 0.0.0.0).
+    pub public_addr: Option<SocketAddr>,
+    /// Ring (180) this long before answering inbound calls.
+    pub answer_delay_ms: u64,
+    /// Agent for numbers not listed in `numbers` (empty: such calls get 404).
+    pub default_agent: String,
+    /// Dialled number (DID) -> agent. Keys are normalised to digits with an optional leading `+`.
+    pub numbers: std::collections::BTreeMap<String, String>,
+    /// Trunks that may send calls (allowlist or digest) and carry our outbound calls.
+    pub trunks: Vec<Trunk>,
+    /// Calls at once; more get 503.
+    pub max_calls: usize,
+}
+
+/// One SIP trunk.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Trunk {
+    pub name: String,
+    /// Where outbound requests go (IP:port).
+    pub address: SocketAddr,
+    /// `udp` or `tcp`.
+    #[serde(default = "default_transport")]
+    pub transport: String,
+    /// Sources (IP or CIDR) allowed to send us requests without authenticating.
+    #[serde(default)]
+    pub allow_from: Vec<String>,
+    /// Our credentials toward the provider (digest answers, REGISTER).
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// REGISTER to the provider with these credentials, for this many seconds.
+    #[serde(default)]
+    pub register_expires: Option<u32>,
+    /// Users allowed to authenticate inbound requests by digest.
+    #[serde(default)]
+    pub inbound_users: Vec<InboundUser>,
+    /// Domain for From/To URIs toward this trunk (default: its address).
+    #[serde(default)]
+    pub domain: Option<String>,
+}
+
+/// A digest user for inbound calls.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InboundUser {
+    pub username: String,
+    pub password: String,
+}
+
+fn default_transport() -> String {
+    "udp".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -76,6 +129,23 @@ impl Default for Sip {
             listen: "127.0.0.1:5060".parse().expect("constant address"),
             udp: true,
             tcp: true,
+            public_addr: None,
+            answer_delay_ms: 0,
+            default_agent: "demo".into(),
+            numbers: Default::default(),
+            // Out of the box only this machine may call in.
+            trunks: vec![Trunk {
+                name: "loopback".into(),
+                address: "127.0.0.1:5080".parse().expect("constant address"),
+                transport: "udp".into(),
+                allow_from: vec!["127.0.0.0/8".into()],
+                username: None,
+                password: None,
+                register_expires: None,
+                inbound_users: vec![],
+                domain: None,
+            }],
+            max_calls: 1000,
         }
     }
 }
@@ -175,6 +245,42 @@ impl Config {
                 self.rtp.port_min
             );
         }
+        for t in &self.sip.trunks {
+            if !matches!(t.transport.as_str(), "udp" | "tcp") {
+                bail!(
+                    "sip.trunks `{}`: transport {:?} must be \"udp\" or \"tcp\"",
+                    t.name,
+                    t.transport
+                );
+            }
+            for net in &t.allow_from {
+                if net.parse::<vocelio_engine::endpoint::IpNet>().is_err() {
+                    bail!(
+                        "sip.trunks `{}`: allow_from {:?} is not an IP address or CIDR network",
+                        t.name,
+                        net
+                    );
+                }
+            }
+            if t.username.is_some() != t.password.is_some() {
+                bail!("sip.trunks `{}`: username and password go together", t.name);
+            }
+            if t.register_expires.is_some() && t.username.is_none() {
+                bail!(
+                    "sip.trunks `{}`: register_expires needs username and password",
+                    t.name
+                );
+            }
+        }
+        for (number, agent) in &self.sip.numbers {
+            if vocelio_engine::endpoint::normalise_number(number)
+                .trim_start_matches('+')
+                .is_empty()
+                || agent.is_empty()
+            {
+                bail!("sip.numbers: {number:?} = {agent:?} needs a number with digits and an agent name");
+            }
+        }
         if !self.sip.udp && !self.sip.tcp {
             bail!("sip.udp and sip.tcp are both false: enable at least one transport");
         }
@@ -193,6 +299,9 @@ impl Config {
     }
 }
 
+/// Tables whose keys are data, not settings.
+const FREE_FORM: &[&str] = &["sip.numbers"];
+
 /// Overlay `from` onto `into`, refusing keys the defaults do not have.
 fn merge(into: &mut toml::Table, from: toml::Table, prefix: &str) -> Result<()> {
     for (key, value) in from {
@@ -203,6 +312,12 @@ fn merge(into: &mut toml::Table, from: toml::Table, prefix: &str) -> Result<()> 
         };
         match (into.get_mut(&key), value) {
             (None, _) => bail!("unknown configuration key `{name}`"),
+            // Maps with free-form keys (numbers) take the overlay's keys as they are.
+            (Some(toml::Value::Table(dst)), toml::Value::Table(src))
+                if FREE_FORM.contains(&name.as_str()) =>
+            {
+                dst.extend(src);
+            }
             (Some(toml::Value::Table(dst)), toml::Value::Table(src)) => merge(dst, src, &name)?,
             (Some(toml::Value::Table(_)), _) => bail!("configuration key `{name}` must be a table"),
             (Some(slot), v) => *slot = v,
@@ -254,6 +369,42 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.http.listen.port(), 9100);
+    }
+
+    #[test]
+    fn sip_numbers_and_trunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v.toml");
+        std::fs::write(
+            &p,
+            "[sip.numbers]\n\"+1 555 0100\" = \"sales\"\n\n[[sip.trunks]]\nname = \"carrier\"\naddress = \"192.0.2.10:5060\"\nallow_from = [\"192.0.2.0/24\"]\nusername = \"u\"\npassword = \"p\"\nregister_expires = 600\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&p), env(&[])).unwrap();
+        assert_eq!(
+            c.sip.numbers.get("+1 555 0100").map(String::as_str),
+            Some("sales")
+        );
+        assert_eq!(c.sip.trunks.len(), 1);
+        assert_eq!(c.sip.trunks[0].register_expires, Some(600));
+
+        std::fs::write(&p, "[[sip.trunks]]\nname = \"x\"\naddress = \"192.0.2.10:5060\"\nallow_from = [\"192.0.2.0/99\"]\n").unwrap();
+        let e = format!("{:#}", Config::load(Some(&p), env(&[])).unwrap_err());
+        assert!(e.contains("allow_from"), "{e}");
+        std::fs::write(
+            &p,
+            "[[sip.trunks]]\nname = \"x\"\naddress = \"192.0.2.10:5060\"\nusername = \"u\"\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", Config::load(Some(&p), env(&[])).unwrap_err());
+        assert!(e.contains("username and password"), "{e}");
+        std::fs::write(
+            &p,
+            "[[sip.trunks]]\nname = \"x\"\naddress = \"192.0.2.10:5060\"\nport = 5\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", Config::load(Some(&p), env(&[])).unwrap_err());
+        assert!(e.contains("port"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `vocelio`: the real-time AI call-center engine.
 
 mod config;
+mod sip;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -144,6 +145,14 @@ async fn serve(config: Config) -> Result<()> {
                 }
             }),
         );
+    let (endpoint_cfg, listen) = sip::endpoint_config(&config)?;
+    let (sip_handle, sip_events, sip_task) =
+        vocelio_engine::endpoint::driver::start(endpoint_cfg, listen)
+            .await
+            .with_context(|| format!("starting SIP on sip.listen {}", config.sip.listen))?;
+    info!(udp = ?sip_handle.udp_addr, tcp = ?sip_handle.tcp_addr, "SIP listening");
+    tokio::spawn(sip::log_events(sip_events));
+
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("binding http.listen {}", config.http.listen))?;
@@ -156,6 +165,13 @@ async fn serve(config: Config) -> Result<()> {
         })
         .await
         .context("HTTP server")?;
+    sip_handle.shutdown();
+    if tokio::time::timeout(std::time::Duration::from_secs(5), sip_task)
+        .await
+        .is_err()
+    {
+        warn!("SIP service did not stop within 5 s");
+    }
     info!("vocelio stopped");
     Ok(())
 }

@@ -39,10 +39,21 @@ fn get(port: u16, path: &str) -> Option<String> {
     Some(body)
 }
 
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 fn start(port: u16, data: &std::path::Path) -> Child {
+    start_with_sip(port, free_udp_port(), data)
+}
+
+fn start_with_sip(port: u16, sip_port: u16, data: &std::path::Path) -> Child {
     bin()
         .arg("serve")
         .env("VOCELIO__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+        .env("VOCELIO__SIP__LISTEN", format!("127.0.0.1:{sip_port}"))
+        .env("VOCELIO__RTP__PORT_MIN", "40000")
+        .env("VOCELIO__RTP__PORT_MAX", "40999")
         .env("VOCELIO__STORAGE__DATA_DIR", data)
         .env("VOCELIO__MODELS__DIR", models_dir())
         .stdout(Stdio::piped())
@@ -127,6 +138,49 @@ fn serve_answers_and_stops_on_sigterm_and_sigint() {
             "models not found by serve: {log}"
         );
     }
+}
+
+#[test]
+fn serve_answers_sip_calls_from_sipp() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sip_port = free_udp_port();
+    let mut child = start_with_sip(port, sip_port, &data.path().join("data"));
+    wait_healthy(port, &mut child);
+    // 20 calls to a number routed to the default agent, from loopback (the default trunk).
+    let stat = data.path().join("stat.csv");
+    let out = Command::new("sipp")
+        .args([
+            &format!("127.0.0.1:{sip_port}"),
+            "-sn",
+            "uac",
+            "-s",
+            "15550100001",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &free_udp_port().to_string(),
+            "-mp",
+            &free_udp_port().to_string(),
+            "-m",
+            "20",
+            "-r",
+            "20",
+            "-nostdin",
+            "-timeout",
+            "60s",
+            "-timeout_error",
+            "-trace_stat",
+            "-stf",
+            stat.to_str().unwrap(),
+        ])
+        .output()
+        .expect("sipp is not installed: run scripts/setup.sh");
+    let log = stop_with(&mut child, "-TERM");
+    assert!(out.status.success(), "sipp failed: {}\n{}", String::from_utf8_lossy(&out.stdout), log);
+    assert_eq!(log.matches("inbound call").count(), 20, "{log}");
+    assert_eq!(log.matches("call ended").count(), 20, "{log}");
+    assert!(!log.contains("15550100001"), "a phone number was logged at info: {log}");
 }
 
 #[test]
