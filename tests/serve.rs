@@ -40,7 +40,11 @@ fn get(port: u16, path: &str) -> Option<String> {
 }
 
 fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start(port: u16, data: &std::path::Path) -> Child {
@@ -177,10 +181,18 @@ fn serve_answers_sip_calls_from_sipp() {
         .output()
         .expect("sipp is not installed: run scripts/setup.sh");
     let log = stop_with(&mut child, "-TERM");
-    assert!(out.status.success(), "sipp failed: {}\n{}", String::from_utf8_lossy(&out.stdout), log);
+    assert!(
+        out.status.success(),
+        "sipp failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        log
+    );
     assert_eq!(log.matches("inbound call").count(), 20, "{log}");
     assert_eq!(log.matches("call ended").count(), 20, "{log}");
-    assert!(!log.contains("15550100001"), "a phone number was logged at info: {log}");
+    assert!(
+        !log.contains("15550100001"),
+        "a phone number was logged at info: {log}"
+    );
 }
 
 #[test]

@@ -48,9 +48,11 @@ fn config(answer_delay: Duration, allow: &str) -> EndpointConfig {
     });
     c.answer_delay = answer_delay;
     // Short T1 so finished transactions drain in seconds (64*T1 = 3.2 s).
-    c.timers.t1 = Duration::from_millis(50);
-    c.timers.t2 = Duration::from_millis(400);
-    c.timers.t4 = Duration::from_millis(500);
+    c.transactions.timers.t1 = Duration::from_millis(50);
+    c.transactions.timers.t2 = Duration::from_millis(400);
+    c.transactions.timers.t4 = Duration::from_millis(500);
+    // Timer D absorbs retransmitted error responses; shorten it like the others.
+    c.transactions.timer_d = Duration::from_secs(3);
     c.rtp_ports = (30_000, 39_999);
     c
 }
@@ -477,5 +479,198 @@ async fn options_unknown_methods_require_and_access_control() {
     let s = handle.snapshot().await.unwrap();
     assert_eq!((s.stats.active_calls, s.stats.unauthorised), (0, 1));
     assert!(drain(&mut events).is_empty());
+    handle.shutdown();
+}
+
+/// sipp as the far end (provider/registrar): listens on `port`, runs one call of `scenario`.
+fn sipp_uas(scenario_file: &str, port: u16) -> tokio::task::JoinHandle<SippRun> {
+    let args: Vec<String> = owned(&[
+        "-sf",
+        &scenario(scenario_file),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-mp",
+        &free_udp_port().to_string(),
+        "-m",
+        "1",
+        "-nostdin",
+        "-timeout",
+        "30s",
+        "-timeout_error",
+    ]);
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new("sipp").args(&args).output().expect("sipp");
+        SippRun {
+            success: out.status.success(),
+            successful_calls: 0,
+            failed_calls: 0,
+            output: format!(
+                "{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    })
+}
+
+fn provider_trunk(port: u16, register: bool) -> TrunkConfig {
+    TrunkConfig {
+        name: "provider".into(),
+        address: SocketAddr::from(([127, 0, 0, 1], port)),
+        transport: TransportKind::Udp,
+        allow_from: vec!["127.0.0.1/32".parse().unwrap()],
+        outbound_auth: Some(vocelio_engine::endpoint::DigestCredentials {
+            username: "alice".into(),
+            password: "s3cret".into(),
+        }),
+        inbound_users: vec![],
+        register: register.then(|| vocelio_engine::endpoint::config::RegisterConfig {
+            user: "alice".into(),
+            expires: 300,
+        }),
+        domain: Some("provider.test".into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn originate_answers_the_providers_digest_challenge() {
+    let provider_port = free_udp_port();
+    let provider = sipp_uas("uas_auth.xml", provider_port);
+    let mut cfg = config(Duration::ZERO, "127.0.0.1/32");
+    cfg.trunks.push(provider_trunk(provider_port, false));
+    cfg.codecs = vec![
+        vocelio_engine::sdp::Codec::Pcmu,
+        vocelio_engine::sdp::Codec::Pcma,
+    ];
+    let (handle, mut events, _addr) = service(cfg).await;
+    // Our INVITE is retransmitted (T1 = 50 ms) until sipp is listening.
+    let call = handle
+        .originate("+1 555 010 0077", "+15550100001", "provider")
+        .await
+        .unwrap()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("no answer from the provider")
+            .unwrap()
+        {
+            CallEvent::Answered { call: c, media } => {
+                assert_eq!(c, call);
+                let m = media.expect("SDP answer in the 200");
+                assert_eq!(
+                    (m.codec, m.payload_type),
+                    (vocelio_engine::sdp::Codec::Pcma, 8)
+                );
+                break;
+            }
+            CallEvent::Hangup { cause, .. } => panic!("call ended before answer: {cause:?}"),
+            _ => {}
+        }
+    }
+    handle.hangup(call).await.unwrap().unwrap();
+    let run = provider.await.unwrap();
+    assert!(
+        run.success,
+        "provider scenario failed (bad credentials get 403):\n{}",
+        run.output
+    );
+    assert_no_state_left(&handle).await;
+    handle.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_answers_the_registrars_digest_challenge() {
+    let registrar_port = free_udp_port();
+    let registrar = sipp_uas("uas_register.xml", registrar_port);
+    let mut cfg = config(Duration::ZERO, "127.0.0.1/32");
+    cfg.trunks.push(provider_trunk(registrar_port, true));
+    let (handle, mut events, _addr) = service(cfg).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("no registration outcome")
+            .unwrap()
+        {
+            CallEvent::Registered { trunk, expires } => {
+                assert_eq!((trunk.as_str(), expires), ("provider", 120));
+                break;
+            }
+            CallEvent::RegistrationFailed { status, .. } => {
+                panic!("registration failed with {status}")
+            }
+            _ => {}
+        }
+    }
+    let run = registrar.await.unwrap();
+    assert!(run.success, "{}", run.output);
+    handle.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_digest_for_sources_no_trunk_allows() {
+    // Loopback is not allowlisted: callers must authenticate.
+    let mut cfg = config(Duration::ZERO, "10.0.0.0/8");
+    // sipp 3.6 answers only the first challenge and only with MD5.
+    cfg.digest_algorithms = vec![vocelio_engine::sip::auth::Algorithm::Md5];
+    cfg.trunks[0].inbound_users = vec![vocelio_engine::endpoint::DigestCredentials {
+        username: "alice".into(),
+        password: "s3cret".into(),
+    }];
+    let (handle, mut events, addr) = service(cfg).await;
+    // sipp's digest uri defaults to sip:host:port; ours must be the Request-URI (RFC 3261 §22.4).
+    let auth_uri = format!("{DID}@{addr}");
+    let run = sipp(
+        addr,
+        owned(&[
+            "-sf",
+            &scenario("uac_auth.xml"),
+            "-auth_uri",
+            &auth_uri,
+            "-au",
+            "alice",
+            "-ap",
+            "s3cret",
+            "-r",
+            "3",
+        ]),
+        3,
+    )
+    .await;
+    assert!(run.success && run.successful_calls == 3, "{}", run.output);
+    let answered = drain(&mut events)
+        .iter()
+        .filter(|e| matches!(e, CallEvent::Answered { .. }))
+        .count();
+    assert_eq!(answered, 3);
+    // A wrong password is challenged again and never gets a call up.
+    let run = sipp(
+        addr,
+        owned(&[
+            "-sf",
+            &scenario("uac_auth.xml"),
+            "-auth_uri",
+            &auth_uri,
+            "-au",
+            "alice",
+            "-ap",
+            "wrong",
+            "-r",
+            "1",
+            "-timeout",
+            "5s",
+        ]),
+        1,
+    )
+    .await;
+    assert!(!run.success, "{}", run.output);
+    assert!(!drain(&mut events)
+        .iter()
+        .any(|e| matches!(e, CallEvent::Answered { .. })));
+    assert_no_state_left(&handle).await;
     handle.shutdown();
 }

@@ -6,7 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::sdp::Codec;
-use crate::sip::transaction::{TimerConfig, TransportKind};
+use crate::sip::auth::Algorithm;
+use crate::sip::transaction::{TransactionConfig, TransportKind};
 
 /// An agent's identifier (the control API's agent id or name).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -154,8 +155,12 @@ pub struct EndpointConfig {
     pub codecs: Vec<Codec>,
     /// Ring this long (180 Ringing) before answering inbound calls.
     pub answer_delay: Duration,
-    /// Transaction timers.
-    pub timers: TimerConfig,
+    /// Transaction timers and limits.
+    pub transactions: TransactionConfig,
+    /// Digest algorithms we challenge inbound requests with, one
+    /// WWW-Authenticate each, most preferred first (RFC 8760). Some UAs read
+    /// only the first challenge and only do MD5 (sipp 3.6, older phones).
+    pub digest_algorithms: Vec<Algorithm>,
     /// Calls at once; more get 503.
     pub max_calls: usize,
     /// Seed for tags, branches and Call-IDs.
@@ -178,7 +183,8 @@ impl EndpointConfig {
             rtp_ports: (10_000, 20_000),
             codecs: vec![Codec::Pcmu, Codec::Pcma],
             answer_delay: Duration::ZERO,
-            timers: TimerConfig::default(),
+            transactions: TransactionConfig::default(),
+            digest_algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
             max_calls: 10_000,
             seed,
         }

@@ -27,9 +27,9 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::sdp::{self, LocalMedia, Negotiated, SessionDescription};
-use crate::sip::auth::{self, Algorithm, ChallengeKind, Credentials, DigestServer, NonceCount};
+use crate::sip::auth::{self, ChallengeKind, Credentials, DigestServer, NonceCount};
 use crate::sip::transaction::{
-    CancelTarget, Peer, TransactionConfig, TransactionKey, TransactionLayer, Transmit, TxEvent,
+    CancelTarget, Peer, TransactionKey, TransactionLayer, Transmit, TxEvent,
 };
 use crate::sip::{
     check_request, check_require, HeaderName, Headers, Method, NameAddr, RejectCause, Request,
@@ -293,12 +293,10 @@ impl Endpoint {
     pub fn new(cfg: EndpointConfig, now: Instant, unix_secs: u64) -> Result<Self, EndpointError> {
         let ports = PortAllocator::new(cfg.rtp_ports.0, cfg.rtp_ports.1)
             .map_err(|_| EndpointError::Capacity("RTP port range is empty"))?;
-        let digest = DigestServer::new(&cfg.realm, cfg.nonce_secret);
-        let tx = TransactionLayer::new(TransactionConfig {
-            timers: cfg.timers,
-            ..TransactionConfig::default()
-        })
-        .map_err(|e| EndpointError::Transaction(e.to_string()))?;
+        let digest =
+            DigestServer::new(&cfg.realm, cfg.nonce_secret).with_algorithms(&cfg.digest_algorithms);
+        let tx = TransactionLayer::new(cfg.transactions.clone())
+            .map_err(|e| EndpointError::Transaction(e.to_string()))?;
         let mut ep = Endpoint {
             tx,
             ids: IdGen::new(cfg.seed),
@@ -542,26 +540,18 @@ impl Endpoint {
                 .authorization()
                 .map(|a| !a.is_empty())
                 .unwrap_or(false);
-            let sha = if stale {
-                self.digest.stale_challenge(unix, Algorithm::Sha256)
-            } else {
-                self.digest.challenge(unix, Algorithm::Sha256)
-            };
-            let md5 = self.digest.challenge(unix, Algorithm::Md5);
+            let mut challenges = Vec::new();
+            for (n, alg) in self.cfg.digest_algorithms.iter().enumerate() {
+                let value = if stale && n == 0 {
+                    self.digest.stale_challenge(unix, *alg)
+                } else {
+                    self.digest.challenge(unix, *alg)
+                };
+                challenges.push((HeaderName::WwwAuthenticate, value));
+            }
             self.stats.unauthorised += 1;
             let tag = self.ids.tag();
-            self.respond(
-                now,
-                key,
-                req,
-                401,
-                Some(&tag),
-                &[
-                    (HeaderName::WwwAuthenticate, sha),
-                    (HeaderName::WwwAuthenticate, md5),
-                ],
-                None,
-            );
+            self.respond(now, key, req, 401, Some(&tag), &challenges, None);
             return false;
         }
         self.stats.unauthorised += 1;
