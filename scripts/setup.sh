@@ -28,6 +28,7 @@ APT_PACKAGES=(
   libsonic-dev libespeak-ng-dev espeak-ng               # Piper phonemes; espeak-ng also speaks fixtures
   sox libsox-fmt-all                                    # G.711 reference, audio measurement
   sip-tester                                            # sipp
+  curl time                                             # scripts/sip_rate.sh
   python3 python3-venv python3-pip                      # pip download, model conversion
   ca-certificates git
 )

@@ -45,6 +45,10 @@ pub struct Sip {
     pub trunks: Vec<Trunk>,
     /// Calls at once; more get 503.
     pub max_calls: usize,
+    /// Live SIP transactions at most. Finished ones linger 32 s (64*T1, RFC 3261),
+    /// about two per call, so this bounds the sustained call rate: 100 000 holds
+    /// ~1500 calls/s. Beyond it new requests are dropped (counted).
+    pub max_transactions: usize,
 }
 
 /// One SIP trunk.
@@ -146,6 +150,7 @@ impl Default for Sip {
                 domain: None,
             }],
             max_calls: 1000,
+            max_transactions: 100_000,
         }
     }
 }
@@ -280,6 +285,12 @@ impl Config {
             {
                 bail!("sip.numbers: {number:?} = {agent:?} needs a number with digits and an agent name");
             }
+        }
+        if self.sip.max_transactions < 100 {
+            bail!(
+                "sip.max_transactions ({}) is too small to carry calls",
+                self.sip.max_transactions
+            );
         }
         if !self.sip.udp && !self.sip.tcp {
             bail!("sip.udp and sip.tcp are both false: enable at least one transport");

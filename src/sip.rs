@@ -41,6 +41,7 @@ pub fn endpoint_config(cfg: &Config) -> Result<(EndpointConfig, ListenConfig)> {
     ec.rtp_ports = (cfg.rtp.port_min, cfg.rtp.port_max);
     ec.answer_delay = Duration::from_millis(cfg.sip.answer_delay_ms);
     ec.max_calls = cfg.sip.max_calls;
+    ec.transactions.max_transactions = cfg.sip.max_transactions;
     ec.default_agent =
         (!cfg.sip.default_agent.is_empty()).then(|| AgentId(cfg.sip.default_agent.clone()));
     ec.numbers = cfg
