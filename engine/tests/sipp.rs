@@ -459,6 +459,20 @@ async fn options_unknown_methods_require_and_access_control() {
         answers[2]
     );
     assert!(answers[3].starts_with("SIP/2.0 481"), "{}", answers[3]);
+    // An offer with only G.729 has nothing in common with us: 488, and no call is set up.
+    let g729 = tokio::task::spawn_blocking(move || {
+        let sock = StdUdp::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let local = sock.local_addr().unwrap();
+        let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+        let invite = raw_request("INVITE", addr, local, "Content-Type: application/sdp\r\n", "g729")
+            .replace("Content-Length: 0\r\n\r\n", &format!("Content-Length: {}\r\n\r\n{sdp}", sdp.len()));
+        exchange(&sock, addr, &invite)
+    })
+    .await
+    .unwrap();
+    assert!(g729.starts_with("SIP/2.0 488"), "{g729}");
+    assert_eq!(handle.snapshot().await.unwrap().stats.active_calls, 0);
     handle.shutdown();
 
     // A source no trunk allows cannot make a call: 403, and nothing is set up.
