@@ -176,8 +176,14 @@ pub(crate) fn unquote(inner: &str) -> Cow<'_, str> {
 /// outside `<...>`. Elements are LWS-trimmed; empty elements are kept so the
 /// caller can decide whether they are an error.
 pub(crate) fn split_list(s: &str) -> Result<Vec<&str>, Unterminated> {
-    let bytes = s.as_bytes();
     let mut out = Vec::new();
+    split_list_into(s, &mut out)?;
+    Ok(out)
+}
+
+/// [`split_list`] appending to `out`. On error `out` may hold some elements.
+pub(crate) fn split_list_into<'a>(s: &'a str, out: &mut Vec<&'a str>) -> Result<(), Unterminated> {
+    let bytes = s.as_bytes();
     let mut start = 0;
     let mut in_quotes = false;
     let mut in_angle = false;
@@ -207,7 +213,7 @@ pub(crate) fn split_list(s: &str) -> Result<Vec<&str>, Unterminated> {
         return Err(Unterminated);
     }
     out.push(trim_lws(s.get(start..).unwrap_or("")));
-    Ok(out)
+    Ok(())
 }
 
 /// A `%` escape that is not followed by two hex digits, or a character the
@@ -232,6 +238,16 @@ fn hex_val(b: u8) -> Option<u8> {
 /// decodes the escapes exactly once. The result must be UTF-8.
 pub(crate) fn unescape(s: &str, allowed: fn(u8) -> bool) -> Result<String, EscapeError> {
     let bytes = s.as_bytes();
+    if !bytes.contains(&b'%') {
+        // Nothing to decode: only the characters need checking.
+        return match bytes.iter().position(|&b| !allowed(b)) {
+            Some(offset) => Err(EscapeError::BadChar {
+                offset,
+                byte: bytes.get(offset).copied().unwrap_or(0),
+            }),
+            None => Ok(s.to_owned()),
+        };
+    }
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use super::grammar::{is_token, split_list, trim_lws};
+use super::grammar::{is_token, split_list_into, trim_lws};
 use super::message::Method;
 use super::name_addr::{Contact, Contacts, NameAddr};
 use super::uri::UriError;
@@ -15,6 +15,8 @@ use super::values::{AuthHeader, CSeq, CallId, MaxForwards, MediaType, OptionTag}
 use super::via::Via;
 
 macro_rules! header_names {
+    (@compact) => { None };
+    (@compact $c:literal) => { Some($c) };
     ($( $variant:ident => $canonical:literal $(, $compact:literal)? ; )*) => {
         /// A header field name. Known names (long or compact form, any case)
         /// map to a variant; anything else is kept as written in
@@ -40,15 +42,33 @@ macro_rules! header_names {
             }
 
             fn known(s: &str) -> Option<HeaderName> {
+                // Length and first letter rule out almost every candidate
+                // before the case-insensitive comparison.
+                let len = s.len();
+                let first = s.as_bytes().first()?.to_ascii_lowercase();
+                if len == 1 {
+                    $($(
+                        if first == $compact.as_bytes()[0] {
+                            return Some(HeaderName::$variant);
+                        }
+                    )?)*
+                    return None;
+                }
                 $(
-                    if s.eq_ignore_ascii_case($canonical)
-                        $( || s.eq_ignore_ascii_case($compact) )?
+                    if len == $canonical.len()
+                        && first == $canonical.as_bytes()[0].to_ascii_lowercase()
+                        && s.eq_ignore_ascii_case($canonical)
                     {
                         return Some(HeaderName::$variant);
                     }
                 )*
                 None
             }
+
+            #[cfg(test)]
+            const ALL: &'static [(&'static str, Option<&'static str>, HeaderName)] = &[
+                $( ($canonical, header_names!(@compact $($compact)?), HeaderName::$variant), )*
+            ];
         }
     };
 }
@@ -130,6 +150,9 @@ impl HeaderName {
 
 impl PartialEq for HeaderName {
     fn eq(&self, other: &Self) -> bool {
+        if !matches!(self, HeaderName::Other(_)) && !matches!(other, HeaderName::Other(_)) {
+            return std::mem::discriminant(self) == std::mem::discriminant(other);
+        }
         match (self.kind(), other.kind()) {
             (Some(a), Some(b)) => a == b,
             (None, None) => self.as_str().eq_ignore_ascii_case(other.as_str()),
@@ -396,12 +419,11 @@ impl Headers {
     /// All comma-separated elements of every line with this name.
     fn elements(&self, name: HeaderName) -> Result<Vec<&str>, HeaderError> {
         let mut out = Vec::new();
-        for h in self.get_all(&name) {
-            let parts = split_list(h.value_str()?).map_err(|_| HeaderError::Invalid {
+        for h in self.list.iter().filter(|h| h.name == name) {
+            split_list_into(h.value_str()?, &mut out).map_err(|_| HeaderError::Invalid {
                 name: name.clone(),
                 defect: Defect::UnterminatedQuote,
             })?;
-            out.extend(parts);
         }
         Ok(out)
     }
@@ -646,6 +668,27 @@ mod tests {
             HeaderName::Other("V".into())
         );
         assert!(HeaderName::parse("").is_err());
+    }
+
+    #[test]
+    fn every_known_name_and_compact_form_is_recognised() {
+        for (canonical, compact, want) in HeaderName::ALL {
+            for raw in [
+                canonical.to_string(),
+                canonical.to_ascii_lowercase(),
+                canonical.to_ascii_uppercase(),
+            ] {
+                assert_eq!(HeaderName::known(&raw).as_ref(), Some(want), "{raw}");
+            }
+            if let Some(c) = compact {
+                assert_eq!(HeaderName::known(c).as_ref(), Some(want), "{c}");
+                let upper = c.to_ascii_uppercase();
+                assert_eq!(HeaderName::known(&upper).as_ref(), Some(want), "{upper}");
+            }
+        }
+        for other in ["", "a", "z", "X-Via", "Vias", "Fro", "Tox", "Call-IDs"] {
+            assert_eq!(HeaderName::known(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -81,7 +81,11 @@ pub(crate) fn parse_params(s: &str) -> Result<Vec<GenericParam>, Defect> {
                 if s.starts_with('"') {
                     let (inner, rest) = split_quoted(s).map_err(|_| Defect::UnterminatedQuote)?;
                     s = rest;
-                    Some(format!("\"{inner}\""))
+                    let mut quoted = String::with_capacity(inner.len() + 2);
+                    quoted.push('"');
+                    quoted.push_str(inner);
+                    quoted.push('"');
+                    Some(quoted)
                 } else {
                     let len = s.bytes().take_while(|&b| is_gen_value_byte(b)).count();
                     if len == 0 {

@@ -188,9 +188,7 @@ pub(crate) fn leading_crlf_len(buf: &[u8]) -> usize {
 /// Offset of the `\r\n\r\n` that ends the header section, searching from `from`.
 pub(crate) fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
     let hay = buf.get(from..)?;
-    hay.windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + from)
+    memchr::memmem::find(hay, b"\r\n\r\n").map(|i| i + from)
 }
 
 /// The header section split into the start line and logical header lines.
@@ -204,17 +202,17 @@ pub(crate) struct Head<'a> {
 /// `head` is everything before the `\r\n\r\n`.
 pub(crate) fn split_head(head: &[u8]) -> Head<'_> {
     let mut physical = SplitCrlf { rest: Some(head) };
-    let start = physical.next().unwrap_or_default();
     let mut bare_break = None;
-    let mut check = |line: &[u8], no: usize| {
-        if bare_break.is_none() && line.iter().any(|&b| b == b'\r' || b == b'\n') {
+    let mut note_bare = |bare: bool, no: usize| {
+        if bare && bare_break.is_none() {
             bare_break = Some(no);
         }
     };
-    check(start, 1);
-    let mut lines: Vec<Cow<'_, [u8]>> = Vec::new();
-    for (i, line) in physical.enumerate() {
-        check(line, i + 2);
+    let (start, bare) = physical.next().unwrap_or_default();
+    note_bare(bare, 1);
+    let mut lines: Vec<Cow<'_, [u8]>> = Vec::with_capacity(16);
+    for (i, (line, bare)) in physical.enumerate() {
+        note_bare(bare, i + 2);
         let folded = line.first().is_some_and(|&b| is_wsp(b));
         match lines.last_mut() {
             Some(prev) if folded => {
@@ -232,22 +230,35 @@ pub(crate) fn split_head(head: &[u8]) -> Head<'_> {
     }
 }
 
+/// Physical lines split on CRLF, each with whether it holds a bare CR or LF.
 struct SplitCrlf<'a> {
     rest: Option<&'a [u8]>,
 }
 
 impl<'a> Iterator for SplitCrlf<'a> {
-    type Item = &'a [u8];
-    fn next(&mut self) -> Option<&'a [u8]> {
+    type Item = (&'a [u8], bool);
+    fn next(&mut self) -> Option<(&'a [u8], bool)> {
         let rest = self.rest?;
-        match rest.windows(2).position(|w| w == b"\r\n") {
-            Some(i) => {
-                self.rest = rest.get(i + 2..);
-                rest.get(..i)
-            }
-            None => {
-                self.rest = None;
-                Some(rest)
+        let mut from = 0;
+        let mut bare = false;
+        loop {
+            let found = rest
+                .get(from..)
+                .and_then(|r| memchr::memchr2(b'\r', b'\n', r))
+                .map(|i| i + from);
+            match found {
+                Some(i) if rest.get(i..i + 2) == Some(b"\r\n") => {
+                    self.rest = rest.get(i + 2..);
+                    return rest.get(..i).map(|line| (line, bare));
+                }
+                Some(i) => {
+                    bare = true;
+                    from = i + 1;
+                }
+                None => {
+                    self.rest = None;
+                    return Some((rest, bare));
+                }
             }
         }
     }
@@ -348,9 +359,12 @@ pub(crate) fn build(
 /// tolerated, as RFC 4475 §3.1.2.9/§3.1.2.10 allow; LWS inside the URI is not.
 fn parse_request_line(line: &[u8]) -> Result<(Method, Uri, SipVersion), ParseErrorKind> {
     let line = std::str::from_utf8(line).map_err(|_| ParseErrorKind::StartLineNotUtf8)?;
-    let parts: Vec<&str> = line.split(' ').filter(|p| !p.is_empty()).collect();
-    let [method, uri, version] = parts.as_slice() else {
-        return Err(ParseErrorKind::RequestLineShape { parts: parts.len() });
+    let mut parts = line.split(' ').filter(|p| !p.is_empty());
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        let count = line.split(' ').filter(|p| !p.is_empty()).count();
+        return Err(ParseErrorKind::RequestLineShape { parts: count });
     };
     let method = Method::parse(method).map_err(|_| ParseErrorKind::BadMethod)?;
     let uri = Uri::parse(uri).map_err(ParseErrorKind::BadRequestUri)?;
