@@ -4,26 +4,15 @@
 //! Under `cargo test --benches` each benchmark runs once and the table uses a
 //! few hundred frames, so the bench keeps compiling and running in CI.
 
+mod common;
+
 use criterion::Criterion;
 use std::hint::black_box;
-use std::time::Instant;
 use vocelio_codecs::g711::Law;
 use vocelio_codecs::opus::{OpusDecoder, OpusEncoder, MAX_PACKET};
-use vocelio_codecs::resample::FrameResampler;
+use vocelio_codecs::resample::{FrameResampler, ENGINE_PAIRS};
 use vocelio_codecs::transcode::{Inbound, Outbound};
 use vocelio_codecs::{AudioFrame, MediaTime, SampleRate};
-
-const PAIRS: [(SampleRate, SampleRate); 9] = [
-    (SampleRate::Hz8000, SampleRate::Hz16000),
-    (SampleRate::Hz16000, SampleRate::Hz8000),
-    (SampleRate::Hz22050, SampleRate::Hz8000),
-    (SampleRate::Hz22050, SampleRate::Hz16000),
-    (SampleRate::Hz24000, SampleRate::Hz8000),
-    (SampleRate::Hz48000, SampleRate::Hz16000),
-    (SampleRate::Hz16000, SampleRate::Hz48000),
-    (SampleRate::Hz48000, SampleRate::Hz8000),
-    (SampleRate::Hz8000, SampleRate::Hz48000),
-];
 
 /// A speech-like frame: two tones and a little noise.
 fn frame(rate: SampleRate, n: u64) -> AudioFrame {
@@ -42,8 +31,7 @@ fn frame(rate: SampleRate, n: u64) -> AudioFrame {
     f
 }
 
-/// One operation under test, run once per call.
-type Op = Box<dyn FnMut()>;
+use common::Op;
 
 fn ops() -> Vec<(String, Op)> {
     let mut v: Vec<(String, Op)> = Vec::new();
@@ -94,7 +82,7 @@ fn ops() -> Vec<(String, Op)> {
             }),
         ));
     }
-    for (from, to) in PAIRS {
+    for (from, to) in ENGINE_PAIRS {
         let mut r = FrameResampler::new(from, to).unwrap();
         let input = frame(from, 1);
         let mut out = AudioFrame::silent(to, MediaTime::ZERO);
@@ -143,18 +131,7 @@ fn percentile_table(samples: usize) {
     println!("| operation | p50 (ns) | p99 (ns) | p50 share of a 20 ms frame |");
     println!("|---|---:|---:|---:|");
     for (name, mut op) in ops() {
-        for _ in 0..1000 {
-            op();
-        }
-        let mut t = Vec::with_capacity(samples);
-        for _ in 0..samples {
-            let start = Instant::now();
-            op();
-            t.push(start.elapsed().as_nanos() as u64);
-        }
-        t.sort_unstable();
-        let p50 = t[t.len() / 2];
-        let p99 = t[t.len() * 99 / 100];
+        let (p50, p99) = common::percentiles(&mut op, samples);
         println!(
             "| {name} | {p50} | {p99} | {:.4}% |",
             p50 as f64 / 20e6 * 100.0

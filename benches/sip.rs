@@ -5,9 +5,10 @@
 //! Under `cargo test --benches` each benchmark runs once and the table uses a
 //! few hundred messages, so the bench keeps compiling and running in CI.
 
+mod common;
+
 use criterion::{Criterion, Throughput};
 use std::hint::black_box;
-use std::time::Instant;
 use vocelio_engine::sip::auth::{
     Algorithm, Credentials, DigestChallenge, DigestServer, NonceCount,
 };
@@ -70,8 +71,7 @@ fn parse_typed(bytes: &[u8]) -> usize {
     vias.len() + req.body.len()
 }
 
-/// One operation under test, run once per call.
-type Op = Box<dyn FnMut()>;
+use common::Op;
 
 fn ops() -> Vec<(String, Op)> {
     let mut v: Vec<(String, Op)> = Vec::new();
@@ -149,18 +149,7 @@ fn percentile_table(samples: usize) {
     println!("| operation | p50 (ns) | p99 (ns) | msgs/s at p50 | msgs/s at p99 |");
     println!("|---|---:|---:|---:|---:|");
     for (name, mut op) in ops() {
-        for _ in 0..1000 {
-            op();
-        }
-        let mut t = Vec::with_capacity(samples);
-        for _ in 0..samples {
-            let start = Instant::now();
-            op();
-            t.push(start.elapsed().as_nanos() as u64);
-        }
-        t.sort_unstable();
-        let p50 = t[t.len() / 2].max(1);
-        let p99 = t[t.len() * 99 / 100].max(1);
+        let (p50, p99) = common::percentiles(&mut op, samples);
         println!(
             "| {name} | {p50} | {p99} | {:.0} | {:.0} |",
             1e9 / p50 as f64,

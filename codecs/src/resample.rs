@@ -10,6 +10,19 @@ use crate::frame::{AudioFrame, SampleRate, MAX_FRAME_SAMPLES};
 use audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler};
 
+/// The rate pairs the engine runs: wire <-> pipeline, TTS -> wire and pipeline, Opus.
+pub const ENGINE_PAIRS: [(SampleRate, SampleRate); 9] = [
+    (SampleRate::Hz8000, SampleRate::Hz16000),
+    (SampleRate::Hz16000, SampleRate::Hz8000),
+    (SampleRate::Hz22050, SampleRate::Hz8000),
+    (SampleRate::Hz22050, SampleRate::Hz16000),
+    (SampleRate::Hz24000, SampleRate::Hz8000),
+    (SampleRate::Hz48000, SampleRate::Hz16000),
+    (SampleRate::Hz16000, SampleRate::Hz48000),
+    (SampleRate::Hz48000, SampleRate::Hz8000),
+    (SampleRate::Hz8000, SampleRate::Hz48000),
+];
+
 /// Errors from building or running a resampler.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -187,18 +200,7 @@ mod tests {
     use crate::frame::MediaTime;
     use proptest::prelude::*;
 
-    /// The pairs the engine runs.
-    const PAIRS: [(SampleRate, SampleRate); 9] = [
-        (SampleRate::Hz8000, SampleRate::Hz16000),
-        (SampleRate::Hz16000, SampleRate::Hz8000),
-        (SampleRate::Hz22050, SampleRate::Hz8000),
-        (SampleRate::Hz22050, SampleRate::Hz16000),
-        (SampleRate::Hz24000, SampleRate::Hz8000),
-        (SampleRate::Hz48000, SampleRate::Hz16000),
-        (SampleRate::Hz16000, SampleRate::Hz48000),
-        (SampleRate::Hz48000, SampleRate::Hz8000),
-        (SampleRate::Hz8000, SampleRate::Hz48000),
-    ];
+    const PAIRS: [(SampleRate, SampleRate); 9] = ENGINE_PAIRS;
 
     fn sine(rate: SampleRate, frame_no: usize, hz: f64, amp: f64) -> AudioFrame {
         let mut f = AudioFrame::silent(rate, MediaTime::ZERO.plus_frames(frame_no as u64));

@@ -665,19 +665,13 @@ impl Endpoint {
             self.respond(now, &key, &req, 404, None, &[], None);
             return;
         };
-        if self.calls.len() >= self.cfg.max_calls {
-            self.respond(
-                now,
-                &key,
-                &req,
-                503,
-                None,
-                &[(HeaderName::RetryAfter, "5".into())],
-                None,
-            );
-            return;
-        }
-        let Some(port) = self.ports.allocate() else {
+        // At the call limit, or out of RTP ports: busy, try again shortly.
+        let port = if self.calls.len() < self.cfg.max_calls {
+            self.ports.allocate()
+        } else {
+            None
+        };
+        let Some(port) = port else {
             self.respond(
                 now,
                 &key,
