@@ -243,7 +243,8 @@ struct Call {
     media: Option<Negotiated>,
     /// Inbound late offer: we offered in the 200, the answer comes in the ACK.
     late_offer: bool,
-    answer_at: Option<Instant>,
+    /// Key of this call in `by_call_id`.
+    call_id: String,
     /// Outbound: the INVITE we sent (for ACK, CANCEL, auth retries).
     out_invite: Option<Request>,
     auth_attempts: u8,
@@ -480,11 +481,7 @@ impl Endpoint {
         if let Some(tag) = to_tag {
             add_to_tag(&mut resp, tag);
         }
-        push(
-            &mut resp.headers,
-            HeaderName::Server,
-            &self.cfg.user_agent.clone(),
-        );
+        push(&mut resp.headers, HeaderName::Server, &self.cfg.user_agent);
         for (name, value) in extra {
             push(&mut resp.headers, name.clone(), value);
         }
@@ -731,7 +728,7 @@ impl Endpoint {
             local_sdp: Some(local_sdp),
             media,
             late_offer,
-            answer_at: None,
+            call_id: call_id.as_str().to_string(),
             out_invite: None,
             auth_attempts: 0,
             trunk: None,
@@ -759,9 +756,6 @@ impl Endpoint {
                 None,
             );
             let at = now + self.cfg.answer_delay;
-            if let Some(c) = self.calls.get_mut(&handle) {
-                c.answer_at = Some(at);
-            }
             self.timers.push(Reverse((at, TimerKind::Answer, handle.0)));
         }
     }
@@ -933,6 +927,27 @@ impl Endpoint {
         self.finish(handle, HangupCause::RemoteBye);
     }
 
+    /// 200 OK to an in-dialog INVITE, carrying our SDP offer or answer.
+    fn respond_sdp(
+        &mut self,
+        now: Instant,
+        key: &TransactionKey,
+        req: &Request,
+        sdp: &SessionDescription,
+    ) {
+        let contact = self.contact();
+        let body = sdp.to_bytes();
+        self.respond(
+            now,
+            key,
+            req,
+            200,
+            None,
+            &[(HeaderName::Contact, contact)],
+            Some(("application/sdp", body)),
+        );
+    }
+
     fn on_reinvite(&mut self, now: Instant, key: TransactionKey, req: Request) {
         let Some(handle) = self.dialog_request_checked(now, &key, &req) else {
             return;
@@ -946,17 +961,7 @@ impl Endpoint {
             let offer = sdp::create_offer(&call.local_media);
             call.local_sdp = Some(offer.clone());
             call.late_offer = true;
-            let body = offer.to_bytes();
-            let contact = self.contact();
-            self.respond(
-                now,
-                &key,
-                &req,
-                200,
-                None,
-                &[(HeaderName::Contact, contact)],
-                Some(("application/sdp", body)),
-            );
+            self.respond_sdp(now, &key, &req, &offer);
             return;
         }
         let offer = match SessionDescription::parse(&req.body) {
@@ -975,21 +980,11 @@ impl Endpoint {
             Ok((answer, media)) => {
                 call.local_sdp = Some(answer.clone());
                 call.media = Some(media.clone());
-                let body = answer.to_bytes();
                 self.events.push_back(CallEvent::MediaUpdated {
                     call: handle,
                     media,
                 });
-                let contact = self.contact();
-                self.respond(
-                    now,
-                    &key,
-                    &req,
-                    200,
-                    None,
-                    &[(HeaderName::Contact, contact)],
-                    Some(("application/sdp", body)),
-                );
+                self.respond_sdp(now, &key, &req, &answer);
             }
             Err(_) => {
                 // RFC 3261 §14.2: a re-INVITE we cannot accept leaves the session as it was.
@@ -1294,7 +1289,7 @@ impl Endpoint {
             local_sdp: Some(offer),
             media: None,
             late_offer: false,
-            answer_at: None,
+            call_id: call_id.clone(),
             out_invite: None,
             auth_attempts: 0,
             trunk: Some(ti),
@@ -1444,10 +1439,7 @@ impl Endpoint {
     fn finish(&mut self, handle: CallHandle, cause: HangupCause) {
         if let Some(call) = self.calls.remove(&handle) {
             self.ports.release(call.rtp_port);
-            if let Some(d) = &call.dialog {
-                self.by_call_id.remove(d.call_id.as_str());
-            }
-            self.by_call_id.retain(|_, h| *h != handle);
+            self.by_call_id.remove(&call.call_id);
             self.stats.calls_ended += 1;
             self.events.push_back(CallEvent::Hangup {
                 call: handle,

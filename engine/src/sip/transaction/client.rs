@@ -15,15 +15,23 @@ pub(super) struct ClientInvite {
     ack: Option<Vec<u8>>,
 }
 
+/// Sends a client transaction's request for the first time and arms its
+/// timers: retransmission from T1 over UDP (A or E) and the 64*T1 timeout
+/// (B or F, given as `timeout`). Returns the bytes for retransmissions.
+fn send_first(request: &Request, ctx: &mut Ctx<'_>, timeout: TimeoutCause) -> Vec<u8> {
+    let bytes = request.to_bytes_vec();
+    ctx.send(bytes.clone());
+    if !ctx.reliable() {
+        ctx.timers.retransmit = Some(Retransmit::start(ctx.now, ctx.t1()));
+    }
+    ctx.timers.timeout = Some((ctx.at(ctx.t1_x64()), timeout));
+    bytes
+}
+
 impl ClientInvite {
     /// Sends the request and starts timers A (UDP) and B.
     pub(super) fn start(request: Request, ctx: &mut Ctx<'_>) -> ClientInvite {
-        let bytes = request.to_bytes_vec();
-        ctx.send(bytes.clone());
-        if !ctx.reliable() {
-            ctx.timers.retransmit = Some(Retransmit::start(ctx.now, ctx.t1()));
-        }
-        ctx.timers.timeout = Some((ctx.at(ctx.t1_x64()), TimeoutCause::TimerB));
+        let bytes = send_first(&request, ctx, TimeoutCause::TimerB);
         ClientInvite {
             state: TxState::Calling,
             request,
@@ -125,12 +133,7 @@ pub(super) struct ClientNonInvite {
 impl ClientNonInvite {
     /// Sends the request and starts timers E (UDP) and F.
     pub(super) fn start(request: &Request, ctx: &mut Ctx<'_>) -> ClientNonInvite {
-        let bytes = request.to_bytes_vec();
-        ctx.send(bytes.clone());
-        if !ctx.reliable() {
-            ctx.timers.retransmit = Some(Retransmit::start(ctx.now, ctx.t1()));
-        }
-        ctx.timers.timeout = Some((ctx.at(ctx.t1_x64()), TimeoutCause::TimerF));
+        let bytes = send_first(request, ctx, TimeoutCause::TimerF);
         ClientNonInvite {
             state: TxState::Trying,
             bytes,
