@@ -9,11 +9,13 @@
 //! - [`opus`]: Opus encode/decode (libopus) with packet-loss concealment.
 //! - [`resample`]: streaming 20 ms resampling between the engine's rates.
 //! - [`transcode`]: the two per-frame paths, wire G.711 <-> pipeline PCM.
+//! - [`port`]: the per-call media port where a transport meets a pipeline.
 //! - [`wav`]: WAV read/write for fixtures and recordings.
 
 pub mod frame;
 pub mod g711;
 pub mod opus;
+pub mod port;
 pub mod resample;
 pub mod transcode;
 pub mod wav;

@@ -11,9 +11,16 @@
 //!   and telephone-event.
 //! - [`endpoint`]: the SIP trunk endpoint (dialogs, inbound routing by DID,
 //!   access control, outbound calls, REFER, REGISTER) and its tokio driver.
-//!
-//! The RTP media plane and the Twilio stream arrive in their own issues.
+//! - [`rtp`]: RFC 3550 RTP/RTCP packets, RFC 4733 telephone-events, the
+//!   jitter buffer, receive statistics and the per-call RTP session.
+//! - [`media`]: the tokio media plane: RTP sockets, the shared 20 ms playout
+//!   clock, and each call's [`vocelio_codecs::port`] media port.
+//! - [`twilio`]: Twilio Media Streams (TwiML webhook, signatures, the media
+//!   WebSocket) feeding the same media port as a SIP call.
 
 pub mod endpoint;
+pub mod media;
+pub mod rtp;
 pub mod sdp;
 pub mod sip;
+pub mod twilio;

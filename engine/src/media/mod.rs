@@ -1,0 +1,2 @@
+//! The tokio media plane: RTP sockets, the shared 20 ms playout clock, and
+//! each call's media port.
