@@ -74,23 +74,26 @@ pub struct PortInfo {
 /// Queue sizes of a port, in frames or messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortConfig {
-    /// Inbound frames waiting for the pipeline (default 16: 320 ms).
+    /// Inbound frames waiting for the pipeline (default 8: 160 ms).
     pub inbound_frames: usize,
-    /// Outbound frames and marks waiting for playout (default 16: 320 ms).
+    /// Outbound frames and marks waiting for playout (default 8: 160 ms).
     /// Keep this short: it is what a barge-in has to throw away, and what
     /// sits in a call's memory. A pipeline holds longer replies itself and
     /// feeds them as room appears.
     pub outbound_frames: usize,
-    /// Events and control messages each way (default 32).
+    /// Events and control messages each way (default 16).
+    ///
+    /// Frames are ~2 KB each (inline buffers sized for 48 kHz), so the
+    /// defaults keep a port near 32 KB: most of a call's memory.
     pub events: usize,
 }
 
 impl Default for PortConfig {
     fn default() -> Self {
         PortConfig {
-            inbound_frames: 16,
-            outbound_frames: 16,
-            events: 32,
+            inbound_frames: 8,
+            outbound_frames: 8,
+            events: 16,
         }
     }
 }
@@ -154,6 +157,8 @@ pub enum PortEvent {
 }
 
 /// Something the pipeline queues for playout, in order.
+// Frames travel inline on purpose: boxing them would allocate per frame.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 #[non_exhaustive]
 pub enum Outbound {
@@ -257,6 +262,8 @@ impl<T> From<TrySendError<T>> for PortError {
 impl MediaPort {
     /// Queue an agent frame for playout. `Full` means the playout queue
     /// holds [`PortConfig::outbound_frames`] already: keep it and retry next tick.
+    // The frame comes back in the error so the caller keeps it without a copy.
+    #[allow(clippy::result_large_err)]
     pub fn send_frame(&self, frame: AudioFrame) -> Result<(), (PortError, AudioFrame)> {
         match self.outbound.try_send(Outbound::Frame(frame)) {
             Ok(()) => Ok(()),
@@ -310,6 +317,8 @@ pub struct TransportPort {
 }
 
 /// What a transport takes from the pipeline on one playout tick.
+// Inline like `Outbound`: boxing would allocate per frame.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Playout {
     /// An agent frame to send now.
@@ -487,7 +496,10 @@ mod tests {
         );
         let t1 = t0.plus_frames(1);
         assert!(matches!(tp.next_playout(t1), Playout::Frame(_)));
-        assert!(port.events.try_recv().is_err(), "mark 2 waits for the next tick");
+        assert!(
+            port.events.try_recv().is_err(),
+            "mark 2 waits for the next tick"
+        );
         let t2 = t0.plus_frames(2);
         assert!(matches!(tp.next_playout(t2), Playout::Idle));
         assert_eq!(
@@ -571,7 +583,10 @@ mod tests {
         let (port, tp) = local_pair("c", SampleRate::Hz8000);
         port.send_frame(frame(0)).unwrap();
         drop(port);
-        assert!(matches!(tp.next_playout(MediaTime::ZERO), Playout::Frame(_)));
+        assert!(matches!(
+            tp.next_playout(MediaTime::ZERO),
+            Playout::Frame(_)
+        ));
         assert!(matches!(tp.next_playout(MediaTime::ZERO), Playout::Closed));
         assert!(!tp.deliver(frame(1)));
     }

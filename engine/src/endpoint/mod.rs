@@ -101,6 +101,8 @@ pub enum CallEvent {
         call: CallHandle,
         /// Negotiated media.
         media: Option<Negotiated>,
+        /// Our RTP port for it (RTCP is the one above).
+        rtp_port: u16,
     },
     /// The peer changed the media (re-INVITE: hold, unhold, new address), or a late offer completed.
     MediaUpdated {
@@ -807,9 +809,11 @@ impl Endpoint {
         call.state = State::AwaitingAck;
         self.stats.calls_answered += 1;
         let media = call.media.clone();
+        let rtp_port = call.rtp_port;
         self.events.push_back(CallEvent::Answered {
             call: handle,
             media,
+            rtp_port,
         });
     }
 
@@ -1142,9 +1146,11 @@ impl Endpoint {
                 }
                 if first {
                     let media = call.media.clone();
+                    let rtp_port = call.rtp_port;
                     self.events.push_back(CallEvent::Answered {
                         call: handle,
                         media,
+                        rtp_port,
                     });
                 }
             }
