@@ -38,6 +38,46 @@ printf 'v=0\r\no=bob 2 2 IN IP4 198.51.100.7\r\ns=Talk\r\nc=IN IP4 198.51.100.7\
 printf 'v=0\no=- 3 3 IN IP4 0.0.0.0\ns=-\nc=IN IP4 0.0.0.0\nt=0 0\nm=audio 6000 RTP/AVP 0\na=sendonly\n' > "$d/hold"
 sed -n '/^v=0/,$p' "$src/sdp01.dat" > "$d/rfc4475-sdp01"
 
-for target in sip_datagram sip_stream sip_auth sdp; do
+# twilio: first byte = flags (bit 0: valid start first, bit 1: drop the port),
+# then one frame per line; \001 binary, \002<ms> timers, \003<id> a mark.
+t="$here/corpus/twilio"
+mkdir -p "$t"
+start='{"event":"start","sequenceNumber":"1","start":{"accountSid":"AC1","streamSid":"MZ1","callSid":"CA1","tracks":["inbound"],"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1},"customParameters":{"agent":"a"}},"streamSid":"MZ1"}'
+media() { printf '{"event":"media","sequenceNumber":"%s","media":{"track":"inbound","chunk":"%s","timestamp":"%s","payload":"%s"},"streamSid":"MZ1"}\n' "$1" "$2" "$3" "$4"; }
+{
+    printf '\000{"event":"connected","protocol":"Call","version":"1.0.0"}\n%s\n' "$start"
+    media 2 1 0 '/wB/gP8AAAD//w=='
+    media 3 3 40 '//////////8='
+    media 4 2 20 'AAECAwQFBgc='
+    printf '\002\024\n\003\007\n\002\024\n'
+    printf '{"event":"mark","sequenceNumber":"5","streamSid":"MZ1","mark":{"name":"7"}}\n'
+    printf '{"event":"dtmf","streamSid":"MZ1","sequenceNumber":"6","dtmf":{"track":"inbound_track","digit":"5"}}\n'
+    printf '{"event":"stop","sequenceNumber":"7","streamSid":"MZ1","stop":{"accountSid":"AC1","callSid":"CA1"}}'
+} > "$t/session"
+{
+    printf '\001'
+    media 2 1 0 'not base64!'
+    printf '{"event":"media","media":{"chunk":1}}\n{broken\n\001\377\376\n{"event":"nope"}\n%s\n' "$start"
+    media 3 9 180 '/////w=='
+    printf '\002\310'
+} > "$t/bad-input"
+printf '\000%s' "$start" | sed 's/audio\/x-mulaw/audio\/l16/' > "$t/wrong-format"
+printf '\003%s\n\003\001\n\002\000\n\002\377' "$start" > "$t/dropped-port"
+
+for target in sip_datagram sip_stream sip_auth sdp twilio; do
     echo "corpus/$target: $(ls "$here/corpus/$target" | wc -l) files"
 done
+
+# rtp: datagrams from the media port (RTP, RTCP compounds, telephone-events).
+r="$here/corpus/rtp"
+mkdir -p "$r"
+hdr='\200\000\000\001\000\000\000\240\021\042\063\104'
+printf "$hdr"'UUUUUUUUUUUUUUUUUUUUUUUUUUUUUUUUUUUUUUUU' > "$r/pcmu"
+printf '\200\345\000\002\000\000\001\100\021\042\063\104\005\212\003\040' > "$r/telephone-event-end"
+printf '\262\000\000\001\000\000\000\240\000\000\000\011\000\000\000\001\000\000\000\002\276\336\000\001\020\252\000\000\001\002\003\000\000\003' > "$r/csrc-extension-padding"
+ssrc='\000\000\000\007'
+block='\021\042\063\104\031\377\377\375\000\001\002\003\000\000\000\021\252\273\314\335\000\001\000\000'
+sdes='\201\312\000\002'"$ssrc"'\001\001a\000'
+printf '\201\311\000\007'"$ssrc$block$sdes"'\201\313\000\001'"$ssrc" > "$r/rr-sdes-bye"
+printf '\200\310\000\006'"$ssrc"'\350\361\043\105\200\000\000\000\000\002\161\000\000\000\003\350\000\002\161\000'"$sdes" > "$r/sr-sdes"
+echo "corpus/rtp: $(ls "$r" | wc -l) files"
