@@ -14,6 +14,7 @@ pub struct Config {
     pub http: Http,
     pub sip: Sip,
     pub rtp: Rtp,
+    pub twilio: Twilio,
     pub storage: Storage,
     pub models: Models,
     pub log: Log,
@@ -95,8 +96,66 @@ fn default_transport() -> String {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Rtp {
+    /// RTP ports come from this range (even ports; RTCP takes the odd one above).
     pub port_min: u16,
     pub port_max: u16,
+    /// Jitter buffer delay bounds (the buffer adapts between them).
+    pub jitter_min_ms: u32,
+    pub jitter_max_ms: u32,
+    /// No RTP from the caller for this long ends the call.
+    pub media_timeout_s: u64,
+    /// Record every call as a two-channel WAV (caller left, agent right)
+    /// under `storage.data_dir/recordings/`.
+    pub record: bool,
+}
+
+/// Twilio Media Streams: `POST /twilio/voice` answers with TwiML that opens a
+/// media WebSocket back to `wss://{public_host}/twilio/media`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Twilio {
+    /// Serve the Twilio webhooks and media WebSocket.
+    pub enabled: bool,
+    /// Host (and `:port` if not 443) Twilio reaches us at, without scheme.
+    pub public_host: String,
+    /// The account's auth token: every webhook and WebSocket upgrade is checked against it.
+    pub auth_token: String,
+    /// Check `X-Twilio-Signature` (turn off only in development; logged loudly).
+    pub validate_signatures: bool,
+    /// Called number -> agent.
+    pub numbers: std::collections::BTreeMap<String, String>,
+    /// Agent for numbers not in `numbers` (empty: such calls are rejected).
+    pub default_agent: String,
+}
+
+impl Default for Twilio {
+    fn default() -> Self {
+        Twilio {
+            enabled: false,
+            public_host: String::new(),
+            auth_token: String::new(),
+            validate_signatures: true,
+            numbers: Default::default(),
+            default_agent: "demo".into(),
+        }
+    }
+}
+
+impl Twilio {
+    /// The engine's view of this section.
+    pub fn engine_config(&self) -> vocelio_engine::twilio::TwilioConfig {
+        vocelio_engine::twilio::TwilioConfig {
+            public_host: self.public_host.clone(),
+            auth_token: self.auth_token.clone(),
+            validate_signatures: self.validate_signatures,
+            numbers: self
+                .numbers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            default_agent: (!self.default_agent.is_empty()).then(|| self.default_agent.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -159,6 +218,10 @@ impl Default for Rtp {
         Rtp {
             port_min: 10_000,
             port_max: 20_000,
+            jitter_min_ms: 20,
+            jitter_max_ms: 60,
+            media_timeout_s: 60,
+            record: false,
         }
     }
 }
@@ -292,6 +355,24 @@ impl Config {
                 self.sip.max_transactions
             );
         }
+        if self.rtp.jitter_min_ms < 20
+            || self.rtp.jitter_min_ms > self.rtp.jitter_max_ms
+            || self.rtp.jitter_max_ms > 500
+        {
+            bail!(
+                "rtp.jitter_min_ms ({}) and rtp.jitter_max_ms ({}) must satisfy 20 <= min <= max <= 500",
+                self.rtp.jitter_min_ms,
+                self.rtp.jitter_max_ms
+            );
+        }
+        if self.rtp.media_timeout_s == 0 {
+            bail!("rtp.media_timeout_s must be at least 1");
+        }
+        if self.twilio.enabled {
+            if let Err(e) = self.twilio.engine_config().validate() {
+                bail!("{e}");
+            }
+        }
         if !self.sip.udp && !self.sip.tcp {
             bail!("sip.udp and sip.tcp are both false: enable at least one transport");
         }
@@ -311,7 +392,7 @@ impl Config {
 }
 
 /// Tables whose keys are data, not settings.
-const FREE_FORM: &[&str] = &["sip.numbers"];
+const FREE_FORM: &[&str] = &["sip.numbers", "twilio.numbers"];
 
 /// Overlay `from` onto `into`, refusing keys the defaults do not have.
 fn merge(into: &mut toml::Table, from: toml::Table, prefix: &str) -> Result<()> {

@@ -1,5 +1,6 @@
 //! `vocelio`: the real-time AI call-center engine.
 
+mod bench;
 mod config;
 mod sip;
 
@@ -10,6 +11,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tracing::{info, warn};
+use vocelio_engine::media::echo::EchoPool;
+use vocelio_engine::media::{MediaConfig, MediaEngine};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,6 +44,19 @@ enum Command {
         #[arg(long, short)]
         out: PathBuf,
     },
+    /// Benchmarks and load harnesses that print a table.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Media-plane capacity: N concurrent SIP calls with real RTP against the
+    /// engine (pinned to one core) running a passthrough agent.
+    Media(bench::MediaArgs),
+    /// The engine side of `bench media` (started by it).
+    #[command(hide = true)]
+    MediaServer(bench::ServerArgs),
 }
 
 fn main() -> Result<()> {
@@ -83,6 +99,8 @@ fn main() -> Result<()> {
             );
             Ok(())
         }
+        Command::Bench(BenchCommand::Media(args)) => bench::media(args),
+        Command::Bench(BenchCommand::MediaServer(args)) => bench::server(args),
         Command::Serve => {
             init_tracing(&config);
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -147,13 +165,79 @@ async fn serve(config: Config) -> Result<()> {
                 }
             }),
         );
+    bench::raise_fd_limit();
     let (endpoint_cfg, listen) = sip::endpoint_config(&config)?;
+    let seed = endpoint_cfg.seed;
     let (sip_handle, sip_events, sip_task) =
         vocelio_engine::endpoint::driver::start(endpoint_cfg, listen)
             .await
             .with_context(|| format!("starting SIP on sip.listen {}", config.sip.listen))?;
     info!(udp = ?sip_handle.udp_addr, tcp = ?sip_handle.tcp_addr, "SIP listening");
-    tokio::spawn(sip::log_events(sip_events));
+
+    // Media: every answered call gets RTP on its port and a media port for its agent.
+    let recordings = if config.rtp.record {
+        let dir = config.storage.data_dir.join("recordings");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating the recordings folder {}", dir.display()))?;
+        info!(dir = %dir.display(), "recording calls");
+        Some(dir)
+    } else {
+        None
+    };
+    let media_cfg = MediaConfig {
+        bind_ip: config.sip.listen.ip(),
+        recordings,
+        jitter_min_ms: config.rtp.jitter_min_ms,
+        jitter_max_ms: config.rtp.jitter_max_ms,
+        media_timeout: std::time::Duration::from_secs(config.rtp.media_timeout_s),
+        seed: seed ^ 0x006d_6564_6961,
+        ..MediaConfig::default()
+    };
+    let (media, media_events) =
+        MediaEngine::start(media_cfg).context("starting the media plane")?;
+    let media_metrics = media.metrics();
+    // Until the voice pipeline lands, the agents are passthrough: callers hear themselves.
+    let agents = EchoPool::start(0).context("starting the agent pool")?;
+    let agent_ports = agents.sender().context("agent pool")?;
+    let (bridge_tx, bridge_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(vocelio_engine::media::bridge::run(
+        sip_events,
+        media_events,
+        sip_handle.clone(),
+        media,
+        vocelio_engine::endpoint::AgentId(config.sip.default_agent.clone()),
+        bridge_tx,
+    ));
+    tokio::spawn(sip::run_events(bridge_rx, agent_ports.clone()));
+    let app = app.route(
+        "/metrics",
+        axum::routing::get(move || {
+            let m = media_metrics.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
+                    m.prometheus(),
+                )
+            }
+        }),
+    );
+    let app = if config.twilio.enabled {
+        let (tx, mut ports) = tokio::sync::mpsc::unbounded_channel();
+        let state = vocelio_engine::twilio::TwilioState::new(config.twilio.engine_config(), tx)
+            .context("twilio")?;
+        tokio::spawn(async move {
+            while let Some(port) = ports.recv().await {
+                let _ = agent_ports.send(port);
+            }
+        });
+        info!(public_host = %config.twilio.public_host, "Twilio Media Streams at /twilio/voice and /twilio/media");
+        app.merge(vocelio_engine::twilio::router(state))
+    } else {
+        app
+    };
 
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -174,6 +258,7 @@ async fn serve(config: Config) -> Result<()> {
     {
         warn!("SIP service did not stop within 5 s");
     }
+    drop(agents);
     info!("vocelio stopped");
     Ok(())
 }

@@ -6,11 +6,14 @@ use std::io::Read;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{debug, info};
+use vocelio_codecs::port::MediaPort;
 use vocelio_engine::endpoint::config::RegisterConfig;
 use vocelio_engine::endpoint::driver::ListenConfig;
 use vocelio_engine::endpoint::{
     normalise_number, AgentId, CallEvent, DigestCredentials, EndpointConfig, IpNet, TrunkConfig,
 };
+use vocelio_engine::media::bridge::BridgeEvent;
+use vocelio_engine::media::MediaEvent;
 use vocelio_engine::sip::transaction::TransportKind;
 
 /// 32 bytes from the OS for IDs and the nonce key (seeded once, here).
@@ -101,9 +104,36 @@ pub fn endpoint_config(cfg: &Config) -> Result<(EndpointConfig, ListenConfig)> {
     Ok((ec, listen))
 }
 
-/// Log call events for operators. Phone numbers are personal data: never at info.
-pub async fn log_events(mut events: UnboundedReceiver<CallEvent>) {
+/// Log call events for operators and hand each call's media port to its
+/// agent. Phone numbers are personal data: never at info.
+pub async fn run_events(
+    mut events: UnboundedReceiver<BridgeEvent>,
+    agents: crossbeam_channel::Sender<MediaPort>,
+) {
     while let Some(ev) = events.recv().await {
+        let ev = match ev {
+            BridgeEvent::Sip(ev) => ev,
+            BridgeEvent::Port(port) => {
+                debug!(call = %port.info.call_id, agent = %port.info.agent, "call media up");
+                let _ = agents.send(port);
+                continue;
+            }
+            BridgeEvent::Media(MediaEvent::Ended { call, stats, .. }) => {
+                info!(
+                    %call,
+                    mos = format_args!("{:.2}", stats.mos),
+                    loss_percent = format_args!("{:.2}", stats.loss_percent),
+                    jitter_ms = format_args!("{:.1}", stats.jitter_ms),
+                    "call media quality"
+                );
+                continue;
+            }
+            BridgeEvent::Media(other) => {
+                debug!(event = ?other, "media event");
+                continue;
+            }
+            _ => continue,
+        };
         match ev {
             CallEvent::Incoming {
                 call,
@@ -114,7 +144,7 @@ pub async fn log_events(mut events: UnboundedReceiver<CallEvent>) {
                 info!(%call, %agent, rtp_port, "inbound call");
                 debug!(%call, did, "inbound call number");
             }
-            CallEvent::Answered { call, media } => {
+            CallEvent::Answered { call, media, .. } => {
                 info!(%call, codec = ?media.as_ref().map(|m| m.codec), "call answered")
             }
             CallEvent::Hangup { call, cause } => info!(%call, ?cause, "call ended"),

@@ -180,7 +180,13 @@ fn serve_answers_sip_calls_from_sipp() {
         ])
         .output()
         .expect("sipp is not installed: run scripts/setup.sh");
+    // Every answered call had its media plane started and stopped.
+    let metrics = get(port, "/metrics").unwrap_or_default();
     let log = stop_with(&mut child, "-TERM");
+    assert!(
+        metrics.contains("vocelio_media_calls_total 20"),
+        "{metrics}"
+    );
     assert!(
         out.status.success(),
         "sipp failed: {}\n{}",
@@ -193,6 +199,74 @@ fn serve_answers_sip_calls_from_sipp() {
         !log.contains("15550100001"),
         "a phone number was logged at info: {log}"
     );
+}
+
+fn post_form(port: u16, path: &str, form: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
+    )
+    .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+#[test]
+fn serve_answers_twilio_voice_webhooks_when_enabled() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = bin()
+        .arg("serve")
+        .env("VOCELIO__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "VOCELIO__SIP__LISTEN",
+            format!("127.0.0.1:{}", free_udp_port()),
+        )
+        .env("VOCELIO__RTP__PORT_MIN", "41000")
+        .env("VOCELIO__RTP__PORT_MAX", "41999")
+        .env("VOCELIO__STORAGE__DATA_DIR", data.path().join("data"))
+        .env("VOCELIO__MODELS__DIR", models_dir())
+        .env("VOCELIO__TWILIO__ENABLED", "true")
+        .env("VOCELIO__TWILIO__PUBLIC_HOST", "voice.example.test")
+        .env("VOCELIO__TWILIO__AUTH_TOKEN", "secret")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_healthy(port, &mut child);
+    // Unsigned: refused.
+    let refused = post_form(port, "/twilio/voice", "To=%2B15550100001&CallSid=CA1").unwrap();
+    // Signed with the account's token over https://{public_host}/twilio/voice + sorted params.
+    let sig = vocelio_engine::twilio::signature::expected_signature(
+        "secret",
+        "https://voice.example.test/twilio/voice",
+        &[
+            ("CallSid".into(), "CA1".into()),
+            ("To".into(), "+15550100001".into()),
+        ],
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let form = "To=%2B15550100001&CallSid=CA1";
+    write!(
+        s,
+        "POST /twilio/voice HTTP/1.1\r\nHost: localhost\r\nX-Twilio-Signature: {sig}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let log = stop_with(&mut child, "-TERM");
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}\n{log}");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}\n{log}");
+    assert!(
+        answer.contains(r#"<Stream url="wss://voice.example.test/twilio/media""#),
+        "{answer}"
+    );
+    assert!(answer.contains(r#"name="agent" value="demo""#), "{answer}");
 }
 
 #[test]

@@ -85,7 +85,7 @@ async fn side(rtp_ports: (u16, u16), mcfg: MediaConfig, trunk_to: Option<SocketA
         });
     }
     let (sip, events, addr) = service(cfg).await;
-    let (media, media_events) = MediaEngine::start(mcfg);
+    let (media, media_events) = MediaEngine::start(mcfg).unwrap();
     let (tx, out) = unbounded_channel();
     tokio::spawn(bridge::run(
         events,

@@ -47,7 +47,7 @@ pub async fn run(
                 let Some(ev) = ev else { break };
                 // Passed on first, so the application sees `Answered` before the call's port.
                 let _ = out.send(BridgeEvent::Sip(ev.clone()));
-                on_sip(&ev, &mut calls, &media, &default_agent, &out).await;
+                on_sip(&ev, &mut calls, &media, &default_agent, &out);
             }
             Some(ev) = media_events.recv() => {
                 match &ev {
@@ -76,7 +76,7 @@ pub async fn run(
     }
 }
 
-async fn start_media(
+fn start_media(
     call: CallHandle,
     c: &mut CallMedia,
     rtp_port: u16,
@@ -84,7 +84,7 @@ async fn start_media(
     media: &MediaEngine,
     out: &mpsc::UnboundedSender<BridgeEvent>,
 ) {
-    match media.open(call, &c.agent.0, rtp_port, negotiated).await {
+    match media.open(call, &c.agent.0, rtp_port, negotiated) {
         Ok((port, handle)) => {
             c.media = Some(handle);
             let _ = out.send(BridgeEvent::Port(port));
@@ -93,7 +93,7 @@ async fn start_media(
     }
 }
 
-async fn on_sip(
+fn on_sip(
     ev: &CallEvent,
     calls: &mut HashMap<CallHandle, CallMedia>,
     media: &MediaEngine,
@@ -122,7 +122,7 @@ async fn on_sip(
                 late_port: None,
             });
             if let Some(n) = negotiated {
-                start_media(*call, c, *rtp_port, n.clone(), media, out).await;
+                start_media(*call, c, *rtp_port, n.clone(), media, out);
             } else {
                 // A late offer completes with MediaUpdated when the ACK brings the answer.
                 info!(%call, "answered with a late offer: media starts at the ACK");
@@ -142,7 +142,7 @@ async fn on_sip(
                 }
                 None => {
                     if let Some(port) = c.late_port.take() {
-                        start_media(*call, c, port, negotiated.clone(), media, out).await;
+                        start_media(*call, c, port, negotiated.clone(), media, out);
                     }
                 }
             }

@@ -5,6 +5,8 @@
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use vocelio_codecs::port::{MediaPort, PortEvent};
 use vocelio_codecs::AudioFrame;
@@ -22,6 +24,7 @@ struct Echo {
 #[derive(Debug)]
 pub struct EchoPool {
     tx: Option<Sender<MediaPort>>,
+    stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -29,11 +32,16 @@ impl EchoPool {
     /// Start the thread; each call's audio comes back `delay_frames` × 20 ms later.
     pub fn start(delay_frames: usize) -> std::io::Result<EchoPool> {
         let (tx, rx) = unbounded::<MediaPort>();
-        let thread = std::thread::Builder::new()
-            .name("echo-agents".into())
-            .spawn(move || run(rx, delay_frames))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("echo-agents".into())
+                .spawn(move || run(rx, delay_frames, &stop))?
+        };
         Ok(EchoPool {
             tx: Some(tx),
+            stop,
             thread: Some(thread),
         })
     }
@@ -54,13 +62,15 @@ impl EchoPool {
 impl Drop for EchoPool {
     fn drop(&mut self) {
         self.tx = None;
+        // Senders handed out with `sender()` may outlive the pool: stop by flag.
+        self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
-fn run(rx: Receiver<MediaPort>, delay_frames: usize) {
+fn run(rx: Receiver<MediaPort>, delay_frames: usize, stop: &AtomicBool) {
     let mut calls: Vec<Echo> = Vec::new();
     let mut open = true;
     loop {
@@ -78,7 +88,7 @@ fn run(rx: Receiver<MediaPort>, delay_frames: usize) {
                 }
             }
         }
-        if !open {
+        if !open || stop.load(Ordering::Relaxed) {
             return;
         }
         for c in calls.iter_mut() {
@@ -92,6 +102,12 @@ fn run(rx: Receiver<MediaPort>, delay_frames: usize) {
                     break;
                 }
                 match c.port.audio.try_recv() {
+                    Ok(frame) if delay_frames == 0 => {
+                        if c.port.send_frame(frame).is_err() {
+                            c.ended = true;
+                            break;
+                        }
+                    }
                     Ok(frame) => {
                         c.delay.push_back(frame);
                         if c.delay.len() > delay_frames {

@@ -115,8 +115,10 @@ pub struct MediaMetrics {
     pub calls_active: AtomicI64,
     /// Calls whose media ever started.
     pub calls_total: AtomicU64,
-    /// Per-call tick work: jitter pull, decode, port, encode, send.
+    /// Per-call tick work: jitter pull, decode, port, encode (no syscalls).
     pub frame_time: Histogram,
+    /// Per-call send of the tick's packets (the `sendto` system calls).
+    pub send_time: Histogram,
     /// How late a call's tick ran after the clock's deadline.
     pub tick_lateness: Histogram,
     /// Ticks that ran more than one frame (20 ms) late.
@@ -151,6 +153,7 @@ impl MediaMetrics {
     /// Zero the histograms and the lateness counters (between benchmark phases).
     pub fn reset(&self) {
         self.frame_time.reset();
+        self.send_time.reset();
         self.tick_lateness.reset();
         for c in [
             &self.late_frames,
@@ -212,6 +215,7 @@ impl MediaMetrics {
         );
         for (name, h) in [
             ("vocelio_media_frame_seconds", &self.frame_time),
+            ("vocelio_media_send_seconds", &self.send_time),
             ("vocelio_media_tick_lateness_seconds", &self.tick_lateness),
         ] {
             let _ = writeln!(s, "# TYPE {name} summary");
