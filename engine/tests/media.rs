@@ -120,17 +120,25 @@ impl Side {
         }
     }
 
-    /// Wait for a media-ended event.
-    async fn ended(&mut self) -> MediaEvent {
+    /// Wait for a media-ended event; also returns the live quality reports seen before it.
+    async fn ended_with_reports(&mut self) -> (MediaEvent, Vec<MediaEvent>) {
+        let mut reports = Vec::new();
         loop {
             let ev = tokio::time::timeout(Duration::from_secs(20), self.out.recv())
                 .await
                 .expect("media did not end")
                 .expect("bridge stopped");
-            if let BridgeEvent::Media(m @ MediaEvent::Ended { .. }) = ev {
-                return m;
+            match ev {
+                BridgeEvent::Media(m @ MediaEvent::Ended { .. }) => return (m, reports),
+                BridgeEvent::Media(q @ MediaEvent::Quality { .. }) => reports.push(q),
+                _ => {}
             }
         }
+    }
+
+    /// Wait for a media-ended event.
+    async fn ended(&mut self) -> MediaEvent {
+        self.ended_with_reports().await.0
     }
 }
 
@@ -304,9 +312,17 @@ async fn echo_round_trip_through_the_engine() {
     eprintln!("echo round trip on the media clock (ms): {rtts:?}, median {median}");
     // Two jitter buffers (<= 60 ms each), two playout queues and the echo sweep.
     assert!(median <= 200, "median round trip {median} ms");
-    let MediaEvent::Ended { stats, .. } = server.ended().await else {
+    let (MediaEvent::Ended { stats, .. }, reports) = server.ended_with_reports().await else {
         unreachable!()
     };
+    // RTCP went out during the call (first report at ~2.5 s), each with live quality.
+    assert!(!reports.is_empty(), "no quality report during a 4 s call");
+    for r in &reports {
+        let MediaEvent::Quality { stats, .. } = r else {
+            unreachable!()
+        };
+        assert!(stats.mos > 4.0 && stats.rtcp_sent > 0, "{stats:?}");
+    }
     assert!(stats.packets_received > 100, "{stats:?}");
     assert_eq!(stats.wrong_source, 0);
     assert!(stats.mos > 4.0, "{stats:?}");

@@ -64,6 +64,7 @@ pub async fn run(
                             c.media = None;
                         }
                     }
+                    _ => {}
                 }
                 let _ = out.send(BridgeEvent::Media(ev));
             }

@@ -120,6 +120,13 @@ pub enum MediaEvent {
         /// The call.
         call: CallHandle,
     },
+    /// Quality so far (loss, jitter, RTT, MOS), every RTCP report (~5 s).
+    Quality {
+        /// The call.
+        call: CallHandle,
+        /// Statistics at this point.
+        stats: MediaStats,
+    },
     /// The call's media stopped; its ports are closed.
     Ended {
         /// The call.

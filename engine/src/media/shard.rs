@@ -368,6 +368,12 @@ impl Shard {
                     warn!(%call, "no RTP from the peer: media timeout");
                     let _ = events.send(MediaEvent::MediaTimeout { call });
                 }
+                SessionEvent::Reported => {
+                    let _ = events.send(MediaEvent::Quality {
+                        call,
+                        stats: s.session.stats(),
+                    });
+                }
                 SessionEvent::Latched(addr) => debug!(%call, %addr, "media latched"),
                 SessionEvent::SsrcChanged { old, new } => {
                     debug!(%call, old = old.0, new = new.0, "peer SSRC changed")

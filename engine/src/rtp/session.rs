@@ -113,6 +113,8 @@ pub enum SessionEvent {
     MediaTimeout,
     /// Media latched to this source.
     Latched(SocketAddr),
+    /// An RTCP report went out: fresh quality figures are in [`RtpSession::stats`].
+    Reported,
     /// The peer's SSRC changed (stream restarted).
     SsrcChanged {
         /// The old SSRC.
@@ -454,9 +456,33 @@ impl RtpSession {
         Ok(())
     }
 
+    /// Queue an event for the driver. The queue is a fixed array drained
+    /// every tick; a repeated `Reported` is coalesced, and when full the
+    /// oldest informational event makes room, so a hangup or timeout is
+    /// never lost.
     fn push_event(&mut self, ev: SessionEvent) {
+        if ev == SessionEvent::Reported && self.events.contains(&Some(ev)) {
+            return;
+        }
         if let Some(slot) = self.events.iter_mut().find(|e| e.is_none()) {
             *slot = Some(ev);
+            return;
+        }
+        let informational = |e: &Option<SessionEvent>| {
+            matches!(
+                e,
+                Some(
+                    SessionEvent::Reported
+                        | SessionEvent::Latched(_)
+                        | SessionEvent::SsrcChanged { .. }
+                )
+            )
+        };
+        if let Some(i) = self.events.iter().position(informational) {
+            self.events[i..].rotate_left(1);
+            if let Some(last) = self.events.last_mut() {
+                *last = Some(ev);
+            }
         }
     }
 
@@ -869,6 +895,7 @@ impl RtpSession {
             Ok(n) => {
                 self.rtcp_len = n;
                 self.stats.rtcp_sent += 1;
+                self.push_event(SessionEvent::Reported);
             }
             Err(_) => self.rtcp_len = 0,
         }
