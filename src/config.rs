@@ -242,7 +242,7 @@ impl Default for Models {
 impl Default for Log {
     fn default() -> Self {
         Log {
-            filter: "info".into(),
+            filter: "info,ort=warn,whisper_rs=warn".into(),
         }
     }
 }

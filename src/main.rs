@@ -1,5 +1,6 @@
 //! `vocelio`: the real-time AI call-center engine.
 
+mod agents;
 mod bench;
 mod config;
 mod sip;
@@ -11,7 +12,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tracing::{info, warn};
-use vocelio_engine::media::echo::EchoPool;
 use vocelio_engine::media::{MediaConfig, MediaEngine};
 
 #[derive(Debug, Parser)]
@@ -196,9 +196,9 @@ async fn serve(config: Config) -> Result<()> {
     let (media, media_events) =
         MediaEngine::start(media_cfg).context("starting the media plane")?;
     let media_metrics = media.metrics();
-    // Until the voice pipeline lands, the agents are passthrough: callers hear themselves.
-    let agents = EchoPool::start(0).context("starting the agent pool")?;
-    let agent_ports = agents.sender().context("agent pool")?;
+    // Every call's media port goes to the voice pipeline (an echo if the models are missing).
+    let agents = Arc::new(agents::Agents::start(&models, sip_handle.clone())?);
+    let agent_ports = agents.sender();
     let (bridge_tx, bridge_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(vocelio_engine::media::bridge::run(
         sip_events,
@@ -211,16 +211,19 @@ async fn serve(config: Config) -> Result<()> {
     tokio::spawn(sip::run_events(bridge_rx, agent_ports.clone()));
     let app = app.route(
         "/metrics",
-        axum::routing::get(move || {
-            let m = media_metrics.clone();
-            async move {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4",
-                    )],
-                    m.prometheus(),
-                )
+        axum::routing::get({
+            let agents = Arc::clone(&agents);
+            move || {
+                let text = media_metrics.prometheus() + &agents.prometheus();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
+                        text,
+                    )
+                }
             }
         }),
     );

@@ -1,0 +1,166 @@
+//! The agents answering calls: every media port (SIP or Twilio) is served by
+//! the voice pipeline with the agent's brain. Until the brain issue brings
+//! flows and LLMs, every agent runs the built-in demo script.
+
+use anyhow::{Context, Result};
+use crossbeam_channel::{Receiver, Sender};
+use std::sync::{Arc, OnceLock};
+use tracing::{debug, info, warn};
+use vocelio_codecs::port::MediaPort;
+use vocelio_engine::endpoint::driver::SipHandle;
+use vocelio_engine::endpoint::CallHandle;
+use vocelio_engine::media::echo::EchoPool;
+use vocelio_pipelines::brain::{Action, ScriptedBrain};
+use vocelio_pipelines::call::CallEvent;
+use vocelio_pipelines::metrics::VoiceMetrics;
+use vocelio_pipelines::models::ModelDir;
+use vocelio_pipelines::runner::{AgentConfig, RuntimeConfig, VoiceRuntime};
+
+/// The demo agent's script.
+pub fn demo_brain() -> ScriptedBrain {
+    ScriptedBrain::new(
+        "I can book an appointment or check your account. What would you like to do?",
+    )
+    .with_greeting("Hello, thanks for calling. How can I help you today?")
+    .on(
+        "book|booking|appointment|schedule",
+        "Sure. The appointment is confirmed for Friday morning. Is there anything else?",
+    )
+    .on(
+        "account|balance|number",
+        "Thank you. Your account is in good standing.",
+    )
+    .on("yes|yeah", "Great, you are all set.")
+    .on("no|nope", "All right. Thank you for calling, goodbye.")
+    .on_dtmf("You pressed {digits}.")
+}
+
+/// Where calls' media ports go, and what serves them.
+pub struct Agents {
+    ports: Sender<MediaPort>,
+    metrics: Arc<OnceLock<Arc<VoiceMetrics>>>,
+}
+
+impl std::fmt::Debug for Agents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agents")
+            .field("voice", &self.metrics.get().is_some())
+            .finish()
+    }
+}
+
+impl Agents {
+    /// Start the agents. The voice models load on a background thread, so
+    /// SIP and HTTP come up at once; calls arriving meanwhile wait in the
+    /// queue. Without models the agents fall back to an echo (logged), so
+    /// SIP and media keep working.
+    pub fn start(models: &ModelDir, sip: SipHandle) -> Result<Agents> {
+        let (tx, rx) = crossbeam_channel::unbounded::<MediaPort>();
+        let metrics = Arc::new(OnceLock::new());
+        let rt = tokio::runtime::Handle::current();
+        let models = models.clone();
+        let slot = Arc::clone(&metrics);
+        std::thread::Builder::new()
+            .name("agents".into())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                match VoiceRuntime::start(&models, RuntimeConfig::default()) {
+                    Ok(runtime) => {
+                        let _ = slot.set(runtime.metrics());
+                        let events = runtime.events().clone();
+                        if let Err(e) = std::thread::Builder::new()
+                            .name("agent-events".into())
+                            .spawn(move || log_events(events, sip, rt))
+                        {
+                            warn!(error = %e, "cannot start the agent event thread");
+                        }
+                        info!(
+                            load_ms = started.elapsed().as_millis() as u64,
+                            "voice agents ready (demo script)"
+                        );
+                        serve_ports(runtime, rx);
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "voice pipeline unavailable: agents echo the caller until scripts/setup.sh has fetched the models");
+                        match EchoPool::start(0) {
+                            Ok(echo) => {
+                                while let Ok(port) = rx.recv() {
+                                    echo.add(port);
+                                }
+                            }
+                            Err(e) => warn!(error = %e, "cannot start the echo agents"),
+                        }
+                    }
+                }
+            })
+            .context("starting the agent thread")?;
+        Ok(Agents { ports: tx, metrics })
+    }
+
+    /// Where to send each call's media port.
+    pub fn sender(&self) -> Sender<MediaPort> {
+        self.ports.clone()
+    }
+
+    /// The pipeline's Prometheus text (empty until the models are loaded, or when agents echo).
+    pub fn prometheus(&self) -> String {
+        self.metrics
+            .get()
+            .map(|m| m.prometheus())
+            .unwrap_or_default()
+    }
+}
+
+fn serve_ports(mut runtime: VoiceRuntime, ports: Receiver<MediaPort>) {
+    while let Ok(port) = ports.recv() {
+        let agent = port.info.agent.clone();
+        let call = port.info.call_id.clone();
+        if let Err(e) = runtime.add_call(port, AgentConfig::new(agent, Box::new(demo_brain()))) {
+            warn!(%call, error = %e, "the agent could not take the call");
+        }
+    }
+}
+
+/// `call-7` -> the SIP call handle 7 (ports of SIP calls are named so).
+fn sip_call(call_id: &str) -> Option<CallHandle> {
+    call_id.strip_prefix("call-")?.parse().ok().map(CallHandle)
+}
+
+fn log_events(events: Receiver<CallEvent>, sip: SipHandle, rt: tokio::runtime::Handle) {
+    while let Ok(ev) = events.recv() {
+        match ev {
+            CallEvent::Turn { call_id, metrics } => {
+                info!(call = %call_id, voice_to_voice_ms = ?metrics.voice_to_voice_ms, "turn");
+                debug!(call = %call_id, ?metrics, "turn metrics");
+            }
+            // Transcripts are personal data: debug only.
+            CallEvent::Transcript {
+                call_id,
+                speaker,
+                text,
+                is_final: true,
+                ..
+            } => debug!(call = %call_id, ?speaker, text, "transcript"),
+            CallEvent::BargeIn {
+                call_id, stop_ms, ..
+            } => info!(call = %call_id, stop_ms, "barge-in"),
+            CallEvent::Action {
+                call_id,
+                action: Action::Transfer { target },
+            } => match sip_call(&call_id) {
+                Some(call) => {
+                    let sip = sip.clone();
+                    rt.spawn(async move {
+                        if let Ok(Err(e)) = sip.transfer(call, &target).await {
+                            warn!(%call, error = %e, "transfer failed");
+                        }
+                    });
+                }
+                None => warn!(call = %call_id, "transfer asked on a call that is not SIP"),
+            },
+            CallEvent::Error { call_id, error } => warn!(call = %call_id, %error, "agent error"),
+            CallEvent::Ended { call_id, .. } => debug!(call = %call_id, "agent done"),
+            _ => {}
+        }
+    }
+}
