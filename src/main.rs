@@ -2,6 +2,7 @@
 
 mod agents;
 mod bench;
+mod bench_voice;
 mod config;
 mod sip;
 
@@ -54,6 +55,9 @@ enum BenchCommand {
     /// Media-plane capacity: N concurrent SIP calls with real RTP against the
     /// engine (pinned to one core) running a passthrough agent.
     Media(bench::MediaArgs),
+    /// Voice pipeline latency (voice-to-voice, STT, TTS, barge-in) over the
+    /// fixture utterances, one call at a time on a local media port.
+    Voice(bench_voice::VoiceArgs),
     /// The engine side of `bench media` (started by it).
     #[command(hide = true)]
     MediaServer(bench::ServerArgs),
@@ -101,6 +105,10 @@ fn main() -> Result<()> {
         }
         Command::Bench(BenchCommand::Media(args)) => bench::media(args),
         Command::Bench(BenchCommand::MediaServer(args)) => bench::server(args),
+        Command::Bench(BenchCommand::Voice(args)) => bench_voice::voice(
+            args,
+            &vocelio_pipelines::models::ModelDir::new(&config.models.dir),
+        ),
         Command::Serve => {
             init_tracing(&config);
             let rt = tokio::runtime::Builder::new_multi_thread()
