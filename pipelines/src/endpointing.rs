@@ -4,8 +4,7 @@
 //! [`VadModel`] is one ONNX session serving many calls: each call keeps its
 //! own [`VadState`] (Silero's recurrent state and 64-sample context, 3.3 KB)
 //! and lends it to the model for each window, so a scheduler thread needs one
-//! session however many calls it drives. ([`crate::vad::SileroVad`] keeps the
-//! state inside, so it would need a session per call.)
+//! session however many calls it drives (both live in [`crate::vad`]).
 //!
 //! [`Endpointer`] is sans-IO: it takes one speech probability per 32 ms window
 //! with the window's end on the media clock, and reports what happened.
@@ -19,113 +18,12 @@
 //! trailing comma; see [`looks_unfinished`]) the runner waits for
 //! [`EndpointConfig::end_silence_ms`]. Speech in between cancels both.
 
-use crate::models::{files, init_onnxruntime, onnx_session, ModelDir};
-use crate::vad::VadError;
-use ort::session::Session;
-use ort::value::TensorRef;
 use vocelio_codecs::MediaTime;
 
-/// Samples per Silero window at 16 kHz (32 ms).
-pub const WINDOW: usize = 512;
+pub use crate::vad::{VadModel, VadState, WINDOW};
+
 /// Milliseconds per window.
 pub const WINDOW_MS: u32 = 32;
-const CONTEXT: usize = 64;
-const STATE_LEN: usize = 2 * 128;
-
-/// A call's Silero state: recurrent state, context and a partial window.
-#[derive(Clone)]
-pub struct VadState {
-    input: [f32; CONTEXT + WINDOW],
-    state: [f32; STATE_LEN],
-    pending: usize,
-}
-
-impl std::fmt::Debug for VadState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VadState")
-            .field("pending", &self.pending)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for VadState {
-    fn default() -> Self {
-        VadState {
-            input: [0.0; CONTEXT + WINDOW],
-            state: [0.0; STATE_LEN],
-            pending: 0,
-        }
-    }
-}
-
-/// One Silero VAD session shared by the calls of a scheduler thread.
-pub struct VadModel {
-    session: Session,
-}
-
-impl std::fmt::Debug for VadModel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VadModel").finish_non_exhaustive()
-    }
-}
-
-impl VadModel {
-    /// Load Silero from the models folder (one intra-op thread: a window is ~0.1 ms).
-    pub fn load(dir: &ModelDir) -> Result<Self, VadError> {
-        let path = dir.require("Silero VAD", files::SILERO_VAD)?;
-        init_onnxruntime(dir)?;
-        let session = onnx_session(&path, 1)?;
-        let names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
-        for want in ["input", "state", "sr"] {
-            if !names.contains(&want) {
-                return Err(VadError::NotSilero {
-                    path: path.display().to_string(),
-                    reason: format!("no input named {want:?} (has {names:?})"),
-                });
-            }
-        }
-        Ok(VadModel { session })
-    }
-
-    /// Feed 16 kHz PCM for the call whose state is `st`; `on_window(end, p)`
-    /// runs for each completed window with the index in `pcm` just past its
-    /// last sample and its speech probability.
-    pub fn push(
-        &mut self,
-        st: &mut VadState,
-        pcm_16k: &[i16],
-        mut on_window: impl FnMut(usize, f32),
-    ) -> Result<(), VadError> {
-        for (i, &s) in pcm_16k.iter().enumerate() {
-            st.input[CONTEXT + st.pending] = f32::from(s) / 32768.0;
-            st.pending += 1;
-            if st.pending == WINDOW {
-                let p = self.infer(st)?;
-                on_window(i + 1, p);
-                st.pending = 0;
-                st.input.copy_within(WINDOW.., 0);
-            }
-        }
-        Ok(())
-    }
-
-    fn infer(&mut self, st: &mut VadState) -> Result<f32, VadError> {
-        let input = TensorRef::from_array_view(([1usize, CONTEXT + WINDOW], &st.input[..]))?;
-        let state = TensorRef::from_array_view(([2usize, 1, 128], &st.state[..]))?;
-        let sr_val = [16_000i64];
-        let sr = TensorRef::from_array_view(((), &sr_val[..]))?;
-        let outputs = self
-            .session
-            .run(ort::inputs!["input" => input, "state" => state, "sr" => sr])?;
-        let (_, prob) = outputs["output"].try_extract_tensor::<f32>()?;
-        let p = prob.first().copied().unwrap_or(0.0);
-        let (_, new_state) = outputs["stateN"].try_extract_tensor::<f32>()?;
-        if new_state.len() == STATE_LEN {
-            st.state.copy_from_slice(new_state);
-        }
-        Ok(p)
-    }
-}
 
 /// Per-agent turn-taking settings.
 #[derive(Debug, Clone, Copy, PartialEq)]

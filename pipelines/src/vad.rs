@@ -11,7 +11,7 @@ use crate::models::{files, init_onnxruntime, onnx_session, ModelDir, ModelError}
 use ort::session::Session;
 use ort::value::TensorRef;
 
-/// Samples per Silero window at 16 kHz.
+/// Samples per Silero window at 16 kHz (32 ms).
 pub const WINDOW: usize = 512;
 const CONTEXT: usize = 64;
 const STATE_LEN: usize = 2 * 128;
@@ -37,27 +37,47 @@ pub enum VadError {
     },
 }
 
-/// A Silero VAD instance: one per call (it is stateful), sharing nothing.
-pub struct SileroVad {
-    session: Session,
-    /// `CONTEXT` samples of history followed by one window.
-    input: Vec<f32>,
-    /// Samples received but not yet a full window.
+/// A call's Silero state: recurrent state, context and a partial window
+/// (3.3 KB). Lent to a [`VadModel`] for each window, so one ONNX session can
+/// serve every call of a thread.
+#[derive(Clone)]
+pub struct VadState {
+    input: [f32; CONTEXT + WINDOW],
+    state: [f32; STATE_LEN],
     pending: usize,
-    state: Vec<f32>,
-    windows_done: u64,
 }
 
-impl std::fmt::Debug for SileroVad {
+impl std::fmt::Debug for VadState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SileroVad")
-            .field("windows", &self.windows_done)
+        f.debug_struct("VadState")
+            .field("pending", &self.pending)
             .finish_non_exhaustive()
     }
 }
 
-impl SileroVad {
-    /// Load Silero from the models folder.
+impl Default for VadState {
+    fn default() -> Self {
+        VadState {
+            input: [0.0; CONTEXT + WINDOW],
+            state: [0.0; STATE_LEN],
+            pending: 0,
+        }
+    }
+}
+
+/// One Silero VAD session, shared by the calls whose [`VadState`]s it is lent.
+pub struct VadModel {
+    session: Session,
+}
+
+impl std::fmt::Debug for VadModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VadModel").finish_non_exhaustive()
+    }
+}
+
+impl VadModel {
+    /// Load Silero from the models folder (one intra-op thread: a window is ~0.1 ms).
     pub fn load(dir: &ModelDir) -> Result<Self, VadError> {
         let path = dir.require("Silero VAD", files::SILERO_VAD)?;
         init_onnxruntime(dir)?;
@@ -71,47 +91,35 @@ impl SileroVad {
                 });
             }
         }
-        Ok(SileroVad {
-            session,
-            input: vec![0.0; CONTEXT + WINDOW],
-            pending: 0,
-            state: vec![0.0; STATE_LEN],
-            windows_done: 0,
-        })
+        Ok(VadModel { session })
     }
 
-    /// Forget everything heard so far (new call or new stream).
-    pub fn reset(&mut self) {
-        self.input.fill(0.0);
-        self.state.fill(0.0);
-        self.pending = 0;
-        self.windows_done = 0;
-    }
-
-    /// Feed 16 kHz PCM; `on_window(window_index, probability)` runs for each completed 512-sample window.
+    /// Feed 16 kHz PCM for the call whose state is `st`; `on_window(end, p)`
+    /// runs for each completed window with the index in `pcm` just past its
+    /// last sample and its speech probability.
     pub fn push(
         &mut self,
+        st: &mut VadState,
         pcm_16k: &[i16],
-        mut on_window: impl FnMut(u64, f32),
+        mut on_window: impl FnMut(usize, f32),
     ) -> Result<(), VadError> {
-        for &s in pcm_16k {
-            self.input[CONTEXT + self.pending] = f32::from(s) / 32768.0;
-            self.pending += 1;
-            if self.pending == WINDOW {
-                let p = self.infer()?;
-                on_window(self.windows_done, p);
-                self.windows_done += 1;
-                self.pending = 0;
+        for (i, &s) in pcm_16k.iter().enumerate() {
+            st.input[CONTEXT + st.pending] = f32::from(s) / 32768.0;
+            st.pending += 1;
+            if st.pending == WINDOW {
+                let p = self.infer(st)?;
+                on_window(i + 1, p);
+                st.pending = 0;
                 // The last CONTEXT samples become the next window's context.
-                self.input.copy_within(WINDOW.., 0);
+                st.input.copy_within(WINDOW.., 0);
             }
         }
         Ok(())
     }
 
-    fn infer(&mut self) -> Result<f32, VadError> {
-        let input = TensorRef::from_array_view(([1usize, CONTEXT + WINDOW], &self.input[..]))?;
-        let state = TensorRef::from_array_view(([2usize, 1, 128], &self.state[..]))?;
+    fn infer(&mut self, st: &mut VadState) -> Result<f32, VadError> {
+        let input = TensorRef::from_array_view(([1usize, CONTEXT + WINDOW], &st.input[..]))?;
+        let state = TensorRef::from_array_view(([2usize, 1, 128], &st.state[..]))?;
         let sr_val = [RATE];
         let sr = TensorRef::from_array_view(((), &sr_val[..]))?;
         let outputs = self
@@ -121,9 +129,47 @@ impl SileroVad {
         let p = prob.first().copied().unwrap_or(0.0);
         let (_, new_state) = outputs["stateN"].try_extract_tensor::<f32>()?;
         if new_state.len() == STATE_LEN {
-            self.state.copy_from_slice(new_state);
+            st.state.copy_from_slice(new_state);
         }
         Ok(p)
+    }
+}
+
+/// A Silero VAD with its own session and state: one stream, e.g. a file.
+#[derive(Debug)]
+pub struct SileroVad {
+    model: VadModel,
+    state: VadState,
+    windows_done: u64,
+}
+
+impl SileroVad {
+    /// Load Silero from the models folder.
+    pub fn load(dir: &ModelDir) -> Result<Self, VadError> {
+        Ok(SileroVad {
+            model: VadModel::load(dir)?,
+            state: VadState::default(),
+            windows_done: 0,
+        })
+    }
+
+    /// Forget everything heard so far (new call or new stream).
+    pub fn reset(&mut self) {
+        self.state = VadState::default();
+        self.windows_done = 0;
+    }
+
+    /// Feed 16 kHz PCM; `on_window(window_index, probability)` runs for each completed 512-sample window.
+    pub fn push(
+        &mut self,
+        pcm_16k: &[i16],
+        mut on_window: impl FnMut(u64, f32),
+    ) -> Result<(), VadError> {
+        let done = &mut self.windows_done;
+        self.model.push(&mut self.state, pcm_16k, |_, p| {
+            on_window(*done, p);
+            *done += 1;
+        })
     }
 }
 
