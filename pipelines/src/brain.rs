@@ -275,8 +275,9 @@ impl ScriptedBrain {
     }
 }
 
-/// Lower case, letters/digits/apostrophes, single spaces.
-fn normalise(s: &str) -> String {
+/// Lower case, letters/digits/apostrophes, single spaces: how transcripts
+/// and keywords are compared.
+pub fn normalise(s: &str) -> String {
     let kept: String = s
         .to_lowercase()
         .chars()

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use vocelio_codecs::g711::Law;
 use vocelio_codecs::resample::FrameResampler;
 use vocelio_codecs::{AudioFrame, MediaTime, SampleRate};
+use vocelio_pipelines::brain::normalise;
 use vocelio_pipelines::models::test_model_dir;
 use vocelio_pipelines::stt::{SpeechToText, WhisperModel};
 use vocelio_pipelines::tts::Voice;
@@ -27,22 +28,6 @@ fn stt(model: WhisperModel) -> &'static SpeechToText {
     cell.get_or_init(|| {
         SpeechToText::load(&test_model_dir(), model).expect("whisper model (run scripts/setup.sh)")
     })
-}
-
-/// Lower case, letters, digits and single spaces only.
-fn normalise(s: &str) -> String {
-    let kept: String = s
-        .to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '\'' {
-                c
-            } else {
-                ' '
-            }
-        })
-        .collect();
-    kept.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Resample a whole clip frame by frame, as the engine does on the wire.

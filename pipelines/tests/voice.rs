@@ -16,6 +16,7 @@ use vocelio_codecs::port::{
     local_pair, HangupReason, Playout, PortControl, PortEvent, TransportPort,
 };
 use vocelio_codecs::{AudioFrame, MediaTime, SampleRate};
+use vocelio_pipelines::brain::normalise;
 use vocelio_pipelines::brain::{ScriptedBrain, Speaker};
 use vocelio_pipelines::call::{CallEvent, TurnMetrics};
 use vocelio_pipelines::models::test_model_dir;
@@ -49,21 +50,6 @@ fn rms(s: &[i16]) -> f64 {
 /// Media time of the first loud 20 ms frame in a clip.
 fn energy_onset_ms(pcm: &[i16]) -> u64 {
     pcm.chunks(SPF).position(|c| rms(c) > 300.0).unwrap_or(0) as u64 * 20
-}
-
-fn normalise(s: &str) -> String {
-    let kept: String = s
-        .to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '\'' {
-                c
-            } else {
-                ' '
-            }
-        })
-        .collect();
-    kept.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The transport side of one call, on a fake clock.
