@@ -78,6 +78,20 @@ fn collect(events: &crossbeam_channel::Receiver<CallEvent>, limit: Duration) -> 
 }
 
 fn check_conversation(evs: &[CallEvent]) {
+    // While the caller talked (3 s), partial transcripts came, each a prefix-ish of the question.
+    let partials: Vec<&str> = evs
+        .iter()
+        .filter_map(|e| match e {
+            CallEvent::Transcript {
+                speaker: Speaker::Caller,
+                text,
+                is_final: false,
+                ..
+            } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(!partials.is_empty(), "no partial transcript: {evs:?}");
     let caller: Vec<&str> = evs
         .iter()
         .filter_map(|e| match e {
