@@ -6,63 +6,25 @@
 //! Before criterion runs, a counting global allocator measures allocations
 //! per packet for each operation over 10 000 packets and prints them: the
 //! issue takes the `rtp` crate only if it allocates nothing per packet.
-#![allow(unsafe_code)]
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::hint::black_box;
 use vocelio_engine::rtp::{write_packet, PayloadType, RtpHeader, RtpPacket, Ssrc};
 use webrtc_util::marshal::{Marshal, Unmarshal};
 
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        bump();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        bump();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        bump();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-fn bump() {
-    let _ = COUNTING.try_with(|c| {
-        if c.get() {
-            let _ = COUNT.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: vocelio_testkit::Counting = vocelio_testkit::Counting;
 
 /// Allocations per call of `op`, over `n` calls.
 fn allocs_per_call(n: usize, op: &mut dyn FnMut()) -> f64 {
     op(); // warm-up (lazy init, first Bytes promotion)
-    COUNT.with(|c| c.set(0));
-    COUNTING.with(|c| c.set(true));
-    for _ in 0..n {
-        op();
-    }
-    COUNTING.with(|c| c.set(false));
-    COUNT.with(Cell::get) as f64 / n as f64
+    let ((), count) = vocelio_testkit::counted(|| {
+        for _ in 0..n {
+            op();
+        }
+    });
+    count as f64 / n as f64
 }
 
 const HEADER: RtpHeader = RtpHeader {

@@ -2,62 +2,17 @@
 //! pattern of `codecs/tests/no_alloc.rs`) watches this thread while 10 000
 //! packets go through RTP parse + write, RTCP compound parse + write, and
 //! telephone-event parse + the DTMF detector and sender.
-#![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::hint::black_box;
 use vocelio_engine::rtp::rtcp::{
     parse_compound, write_report, ReportBlock, RtcpPacket, SenderInfo,
 };
 use vocelio_engine::rtp::telephone_event::{DtmfDetector, DtmfSender, TelephoneEvent};
 use vocelio_engine::rtp::{write_packet, PayloadType, RtpHeader, RtpPacket, Ssrc};
-
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        bump();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        bump();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        bump();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-fn bump() {
-    // try_with: the thread-locals may be gone while a thread shuts down.
-    let _ = COUNTING.try_with(|c| {
-        if c.get() {
-            let _ = COUNT.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
+use vocelio_testkit::counted;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn counted<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    COUNT.with(|n| n.set(0));
-    COUNTING.with(|c| c.set(true));
-    let r = f();
-    COUNTING.with(|c| c.set(false));
-    (r, COUNT.with(Cell::get))
-}
+static GLOBAL: vocelio_testkit::Counting = vocelio_testkit::Counting;
 
 const PACKETS: u32 = 10_000;
 

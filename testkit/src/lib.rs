@@ -1,0 +1,66 @@
+//! Test support shared by Vocelio's crates (dev-dependency only).
+//!
+//! [`Counting`] is a global allocator that forwards to the system allocator
+//! and counts allocations made by the current thread while [`counted`] runs,
+//! so a test can prove a hot path allocates nothing:
+//!
+//! ```ignore
+//! #[global_allocator]
+//! static GLOBAL: vocelio_testkit::Counting = vocelio_testkit::Counting;
+//!
+//! let (_, allocations) = vocelio_testkit::counted(|| frame_path(&mut buf));
+//! assert_eq!(allocations, 0);
+//! ```
+// The allocator must implement the unsafe `GlobalAlloc` trait; it only forwards.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+/// Counts this thread's allocations while [`counted`] runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static COUNT: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        bump();
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        bump();
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        bump();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+fn bump() {
+    // try_with: the thread-locals may be gone while a thread shuts down.
+    let _ = COUNTING.try_with(|c| {
+        if c.get() {
+            let _ = COUNT.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+/// Run `f` and return its result with the number of allocations (alloc,
+/// alloc_zeroed, realloc) this thread made meanwhile. Only meaningful when
+/// [`Counting`] is the binary's `#[global_allocator]`.
+pub fn counted<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    COUNT.with(|n| n.set(0));
+    COUNTING.with(|c| c.set(true));
+    let r = f();
+    COUNTING.with(|c| c.set(false));
+    (r, COUNT.with(Cell::get))
+}
