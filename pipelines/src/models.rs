@@ -17,6 +17,10 @@ pub mod files {
     pub const SILERO_VAD: &str = "silero_vad.onnx";
     /// ONNX Runtime, loaded at run time by `ort` (`load-dynamic`).
     pub const ONNXRUNTIME: &str = "onnxruntime/libonnxruntime.so.1.32.0";
+    /// Sentence embeddings: all-MiniLM-L6-v2, int8 weights (ONNX).
+    pub const MINILM: &str = "minilm/model.onnx";
+    /// Its tokenizer (pads to 128 tokens: turn padding off or mask it when pooling).
+    pub const MINILM_TOKENIZER: &str = "minilm/tokenizer.json";
     /// Local LLM for the brain.
     pub const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 }
@@ -80,6 +84,8 @@ impl ModelDir {
             ("silero vad", files::SILERO_VAD),
             ("onnxruntime", files::ONNXRUNTIME),
             ("smollm2", files::SMOLLM2),
+            ("minilm embeddings", files::MINILM),
+            ("minilm tokenizer", files::MINILM_TOKENIZER),
         ]
         .into_iter()
         .map(|(name, file)| {

@@ -170,3 +170,35 @@ fn silero_finds_the_two_utterances() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn minilm_embedding_model_and_tokenizer_are_installed() {
+    let dir = test_model_dir();
+    let model = dir
+        .require("minilm", vocelio_pipelines::models::files::MINILM)
+        .expect("run scripts/setup.sh");
+    vocelio_pipelines::models::init_onnxruntime(&dir).unwrap();
+    let session = vocelio_pipelines::models::onnx_session(&model, 1).unwrap();
+    let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
+    for want in ["input_ids", "attention_mask"] {
+        assert!(inputs.contains(&want), "inputs {inputs:?}");
+    }
+    let outputs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+    assert!(
+        outputs.contains(&"last_hidden_state"),
+        "outputs {outputs:?}"
+    );
+    let tok = dir
+        .require(
+            "minilm tokenizer",
+            vocelio_pipelines::models::files::MINILM_TOKENIZER,
+        )
+        .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tok).unwrap()).unwrap();
+    // A WordPiece vocabulary with the BERT specials the model was trained with.
+    let vocab = &json["model"]["vocab"];
+    for special in ["[CLS]", "[SEP]", "[PAD]", "[UNK]"] {
+        assert!(vocab.get(special).is_some(), "{special} missing");
+    }
+}
