@@ -20,78 +20,86 @@ use std::time::Instant;
 /// 65536), so a packet reordered from before it, even across a wrap, still
 /// gets a smaller value; only differences between values mean anything.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SeqUnwrapper {
-    highest: Option<u64>,
-}
+pub struct SeqUnwrapper(Extender<16>);
 
 impl SeqUnwrapper {
     /// An unwrapper that has seen nothing.
     pub const fn new() -> Self {
-        SeqUnwrapper { highest: None }
+        SeqUnwrapper(Extender::new())
     }
 
     /// The extended value of `seq`.
     pub fn unwrap(&mut self, seq: u16) -> u64 {
-        let Some(highest) = self.highest else {
-            let first = (1 << 16) + u64::from(seq);
-            self.highest = Some(first);
-            return first;
-        };
-        let delta = i64::from(seq.wrapping_sub(highest as u16) as i16);
-        let ext = highest.saturating_add_signed(delta);
-        if ext > highest {
-            self.highest = Some(ext);
-        }
-        ext
+        self.0.extend(u64::from(seq))
     }
 
     /// The highest extended value so far.
     pub fn highest(&self) -> Option<u64> {
-        self.highest
+        self.0.highest
     }
 
     /// Forget everything (a new SSRC).
     pub fn reset(&mut self) {
-        self.highest = None;
+        self.0.highest = None;
     }
 }
 
 /// Extends 32-bit RTP timestamps to 64 bits; see [`SeqUnwrapper`] (same
 /// rule with a half-range of 2^31, and the first value in cycle 1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TsUnwrapper {
-    highest: Option<u64>,
-}
+pub struct TsUnwrapper(Extender<32>);
 
 impl TsUnwrapper {
     /// An unwrapper that has seen nothing.
     pub const fn new() -> Self {
-        TsUnwrapper { highest: None }
+        TsUnwrapper(Extender::new())
     }
 
     /// The extended value of `ts`.
     pub fn unwrap(&mut self, ts: u32) -> u64 {
+        self.0.extend(u64::from(ts))
+    }
+
+    /// The highest extended value so far.
+    pub fn highest(&self) -> Option<u64> {
+        self.0.highest
+    }
+
+    /// Forget everything (a new SSRC).
+    pub fn reset(&mut self) {
+        self.0.highest = None;
+    }
+}
+
+/// The rule both unwrappers share, for a `BITS`-wide wrapping counter: the
+/// value closest to the highest so far (within half the range either way),
+/// with the first value placed in cycle 1.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Extender<const BITS: u32> {
+    highest: Option<u64>,
+}
+
+impl<const BITS: u32> Extender<BITS> {
+    const MASK: u64 = (1 << BITS) - 1;
+
+    const fn new() -> Self {
+        Extender { highest: None }
+    }
+
+    fn extend(&mut self, value: u64) -> u64 {
         let Some(highest) = self.highest else {
-            let first = (1 << 32) + u64::from(ts);
+            let first = (1 << BITS) + value;
             self.highest = Some(first);
             return first;
         };
-        let delta = i64::from(ts.wrapping_sub(highest as u32) as i32);
+        // The wrapped difference, sign-extended from BITS bits.
+        let diff = value.wrapping_sub(highest) & Self::MASK;
+        let delta = ((diff << (64 - BITS)) as i64) >> (64 - BITS);
         let ext = highest.saturating_add_signed(delta);
         if ext > highest {
             self.highest = Some(ext);
         }
         ext
-    }
-
-    /// The highest extended value so far.
-    pub fn highest(&self) -> Option<u64> {
-        self.highest
-    }
-
-    /// Forget everything (a new SSRC).
-    pub fn reset(&mut self) {
-        self.highest = None;
     }
 }
 
