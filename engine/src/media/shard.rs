@@ -318,7 +318,7 @@ impl Shard {
     }
 
     fn tick_all(&mut self, deadline: Instant) {
-        let m = Arc::clone(&self.metrics);
+        let m = &self.metrics;
         for s in self.slots.iter_mut().flatten() {
             let start = Instant::now();
             let late = start.saturating_duration_since(deadline);
