@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use vocelio_codecs::port::{MediaPort, PortEvent};
 use vocelio_codecs::{AudioFrame, MediaTime, SampleRate};
-use vocelio_engine::endpoint::driver::{start, ListenConfig};
+use vocelio_engine::endpoint::driver::{start, ListenConfig, SipHandle};
 use vocelio_engine::endpoint::{AgentId, CallEvent, EndpointConfig, IpNet, TrunkConfig};
 use vocelio_engine::media::bridge::{self, BridgeEvent};
 use vocelio_engine::media::echo::EchoPool;
@@ -104,25 +104,15 @@ pub fn server(args: ServerArgs) -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let mut cfg = EndpointConfig::new("127.0.0.1:0".parse()?, 7);
-        cfg.default_agent = Some(AgentId("echo".into()));
-        cfg.trunks
-            .push(loopback_trunk("load", "127.0.0.1:9".parse()?));
-        cfg.rtp_ports = (args.rtp_min, args.rtp_max);
-        cfg.max_calls = 100_000;
-        let (sip, events, _task) = start(cfg, listen()).await?;
-        let (media, media_events) = MediaEngine::start(MediaConfig::default())?;
-        let metrics = media.metrics();
+        let side = Side::start(
+            7,
+            "echo",
+            loopback_trunk("load", "127.0.0.1:9".parse()?),
+            (args.rtp_min, args.rtp_max),
+        )
+        .await?;
+        let (sip, metrics, mut out) = (side.sip, side.metrics, side.out);
         let echo = EchoPool::start(0)?;
-        let (tx, mut out) = mpsc::unbounded_channel();
-        tokio::spawn(bridge::run(
-            events,
-            media_events,
-            sip.clone(),
-            media,
-            AgentId("echo".into()),
-            tx,
-        ));
         tokio::spawn(async move {
             while let Some(ev) = out.recv().await {
                 if let BridgeEvent::Port(p) = ev {
@@ -167,6 +157,42 @@ fn report(m: &MediaMetrics) -> ServerReport {
         packets_in: MediaMetrics::get(&m.packets_in),
         packets_out: MediaMetrics::get(&m.packets_out),
         send_errors: MediaMetrics::get(&m.send_errors),
+    }
+}
+
+/// One side of the harness: a SIP endpoint on loopback with its media
+/// plane and the bridge between them; call events and ports come on `out`.
+struct Side {
+    sip: SipHandle,
+    metrics: Arc<MediaMetrics>,
+    out: mpsc::UnboundedReceiver<BridgeEvent>,
+}
+
+impl Side {
+    async fn start(
+        seed: u64,
+        agent: &str,
+        trunk: TrunkConfig,
+        rtp_ports: (u16, u16),
+    ) -> Result<Side> {
+        let mut cfg = EndpointConfig::new("127.0.0.1:0".parse()?, seed);
+        cfg.default_agent = Some(AgentId(agent.into()));
+        cfg.trunks.push(trunk);
+        cfg.rtp_ports = rtp_ports;
+        cfg.max_calls = 100_000;
+        let (sip, events, _task) = start(cfg, listen()).await?;
+        let (media, media_events) = MediaEngine::start(MediaConfig::default())?;
+        let metrics = media.metrics();
+        let (tx, out) = mpsc::unbounded_channel();
+        tokio::spawn(bridge::run(
+            events,
+            media_events,
+            sip.clone(),
+            media,
+            AgentId(agent.into()),
+            tx,
+        ));
+        Ok(Side { sip, metrics, out })
     }
 }
 
@@ -380,21 +406,14 @@ pub fn media(args: MediaArgs) -> Result<()> {
 }
 
 async fn run_load(args: &MediaArgs, engine: &mut Engine, rss_baseline: u64) -> Result<Results> {
-    let mut cfg = EndpointConfig::new("127.0.0.1:0".parse()?, 11);
-    cfg.trunks.push(loopback_trunk("engine", engine.addr));
-    cfg.rtp_ports = (44000, 47999);
-    cfg.max_calls = 100_000;
-    let (sip, events, _task) = start(cfg, listen()).await?;
-    let (media, media_events) = MediaEngine::start(MediaConfig::default())?;
-    let (tx, mut out) = mpsc::unbounded_channel();
-    tokio::spawn(bridge::run(
-        events,
-        media_events,
-        sip.clone(),
-        media,
-        AgentId("caller".into()),
-        tx,
-    ));
+    let side = Side::start(
+        11,
+        "caller",
+        loopback_trunk("engine", engine.addr),
+        (44000, 47999),
+    )
+    .await?;
+    let (sip, mut out) = (side.sip, side.out);
     let heard = Arc::new(AtomicU64::new(0));
     let (port_tx, port_rx) = crossbeam_channel::unbounded();
     let talker = {
