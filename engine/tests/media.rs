@@ -12,7 +12,7 @@ use vocelio_codecs::g711::alaw_to_linear;
 use vocelio_codecs::port::{MediaPort, PortControl, PortEvent};
 use vocelio_codecs::{AudioFrame, MediaTime, SampleRate};
 use vocelio_engine::endpoint::driver::SipHandle;
-use vocelio_engine::endpoint::{AgentId, CallEvent, IpNet, TrunkConfig};
+use vocelio_engine::endpoint::{AgentId, CallEvent, CallHandle, IpNet, TrunkConfig};
 use vocelio_engine::media::bridge::{self, BridgeEvent};
 use vocelio_engine::media::echo::EchoPool;
 use vocelio_engine::media::metrics::MediaMetrics;
@@ -118,6 +118,21 @@ impl Side {
                 _ => {}
             }
         }
+    }
+
+    /// Call `server` through the `engine` trunk: the call, the server's port
+    /// and RTP port, and our port.
+    async fn call(&mut self, server: &mut Side) -> (CallHandle, MediaPort, u16, MediaPort) {
+        let call = self
+            .sip
+            .originate(DID, "15550009999", "engine")
+            .await
+            .unwrap()
+            .unwrap();
+        let (server_port, server_rtp) = server.next_port().await;
+        let server_rtp = server_rtp.expect("answered before the port");
+        let (client_port, _) = self.next_port().await;
+        (call, server_port, server_rtp, client_port)
     }
 
     /// Wait for a media-ended event; also returns the live quality reports seen before it.
@@ -292,15 +307,8 @@ async fn echo_round_trip_through_the_engine() {
     let mut server = side((31_000, 31_999), MediaConfig::default(), None).await;
     let mut client = side((32_000, 32_999), MediaConfig::default(), Some(server.addr)).await;
     let echo = EchoPool::start(0).unwrap();
-    let call = client
-        .sip
-        .originate(DID, "15550009999", "engine")
-        .await
-        .unwrap()
-        .unwrap();
-    let (server_port, _) = server.next_port().await;
+    let (call, server_port, _, client_port) = client.call(&mut server).await;
     echo.add(server_port);
-    let (client_port, _) = client.next_port().await;
     let rtts = tokio::task::spawn_blocking(move || probe(client_port, 8).join().unwrap())
         .await
         .unwrap();
@@ -334,15 +342,7 @@ async fn third_party_rtp_never_reaches_the_pipeline() {
     let mut server = side((33_000, 33_999), MediaConfig::default(), None).await;
     let mut client = side((34_000, 34_999), MediaConfig::default(), Some(server.addr)).await;
     let metrics = server.media.metrics();
-    let call = client
-        .sip
-        .originate(DID, "15550009999", "engine")
-        .await
-        .unwrap()
-        .unwrap();
-    let (server_port, server_rtp) = server.next_port().await;
-    let server_rtp = server_rtp.expect("answered before the port");
-    let (client_port, _) = client.next_port().await;
+    let (call, server_port, server_rtp, client_port) = client.call(&mut server).await;
     // The client's pipeline stays silent; a rogue source sprays loud RTP at the call's port.
     let listener = tokio::task::spawn_blocking(move || collect(server_port).join().unwrap());
     let rogue = tokio::task::spawn_blocking(move || {
@@ -398,14 +398,7 @@ async fn dtmf_out_recording_and_port_release() {
     };
     let mut server = side((35_000, 35_001), mcfg, None).await;
     let mut client = side((36_000, 36_999), MediaConfig::default(), Some(server.addr)).await;
-    let call = client
-        .sip
-        .originate(DID, "15550009999", "engine")
-        .await
-        .unwrap()
-        .unwrap();
-    let (server_port, server_rtp) = server.next_port().await;
-    let (client_port, _) = client.next_port().await;
+    let (call, server_port, server_rtp, client_port) = client.call(&mut server).await;
     // The agent presses 4, 2 (navigating an IVR) and speaks a click; the caller listens.
     server_port
         .control(PortControl::SendDtmf {
@@ -435,7 +428,6 @@ async fn dtmf_out_recording_and_port_release() {
     assert!(frame_energy(&right).iter().filter(|&&e| e > 3000.0).count() >= 4);
     assert!(s.len() / 2 >= 160 * 50, "at least a second recorded");
     // The port pair (35000/35001) is free again: the only pair in the range takes a new call.
-    let server_rtp = server_rtp.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     StdUdp::bind(("127.0.0.1", server_rtp)).expect("RTP port released");
     StdUdp::bind(("127.0.0.1", server_rtp + 1)).expect("RTCP port released");
