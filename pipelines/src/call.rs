@@ -7,7 +7,10 @@
 //! hangup), then inbound audio (resample to 16 kHz, VAD, endpointing), brain
 //! chunks, and finally outbound audio as the port's playout queue has room.
 
-use crate::brain::{Action, Brain, BrainChunk, BrainSink, Conversation, Speaker, Turn, TurnInput};
+use crate::brain::{
+    Action, Brain, BrainChunk, BrainSink, CallInsights, Conversation, Speaker, Turn, TurnAnalysis,
+    TurnInput,
+};
 use crate::endpointing::{
     looks_unfinished, EndpointConfig, Endpointer, VadEvent, VadModel, VadState,
 };
@@ -237,12 +240,23 @@ pub enum CallEvent {
         /// What.
         error: CallError,
     },
+    /// What the brain made of a caller turn: intent, sentiment, suggested
+    /// replies for a supervisor.
+    Analysis {
+        /// The call.
+        call_id: String,
+        /// The analysis.
+        analysis: TurnAnalysis,
+    },
     /// The call is over; the conversation as the caller heard it.
     Ended {
         /// The call.
         call_id: String,
         /// Turns, agent turns holding only heard words.
         conversation: Conversation,
+        /// What the call came to (outcome, summary, intents, sentiment,
+        /// the brain's trace).
+        insights: Box<CallInsights>,
     },
 }
 
@@ -946,13 +960,19 @@ impl Call {
                             .variables
                             .push((name.clone(), value.clone()));
                     }
+                    Action::Tool { .. } => {}
                     _ => r.after.push(a.clone()),
                 }
+                self.conversation.actions.push(a.clone());
                 ctx.emit(CallEvent::Action {
                     call_id: self.call_id.clone(),
                     action: a,
                 });
             }
+            BrainChunk::Analysis(analysis) => ctx.emit(CallEvent::Analysis {
+                call_id: self.call_id.clone(),
+                analysis,
+            }),
             BrainChunk::Done => {
                 let was_empty = r.clauses.is_empty();
                 if let Some(c) = r.splitter.finish() {
@@ -1254,9 +1274,11 @@ impl Call {
         }
         self.ended = true;
         self.progress.ended.store(true, Ordering::Release);
+        let insights = Box::new(self.brain.insights(&self.conversation));
         ctx.emit(CallEvent::Ended {
             call_id: self.call_id.clone(),
             conversation: self.conversation.clone(),
+            insights,
         });
     }
 }

@@ -15,6 +15,19 @@
 use crossbeam_channel::Sender;
 use vocelio_codecs::MediaTime;
 
+pub mod embed;
+pub mod flow;
+pub mod insights;
+pub mod intents;
+pub mod kb;
+pub mod llm;
+pub mod local_llm;
+pub mod openai;
+pub mod sentiment;
+pub mod tools;
+
+pub use insights::{CallInsights, TurnAnalysis};
+
 /// Who spoke a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Speaker {
@@ -49,6 +62,9 @@ pub struct Conversation {
     pub turns: Vec<Turn>,
     /// Variables the brain set with [`Action::SetVariable`], in order.
     pub variables: Vec<(String, String)>,
+    /// Every action the brain asked for, in order (transfers, hang-ups,
+    /// tools called): what the call's outcome is read from.
+    pub actions: Vec<Action>,
 }
 
 impl Conversation {
@@ -123,16 +139,29 @@ pub enum Action {
         /// Value.
         value: String,
     },
+    /// For the record: the brain called a tool or webhook (it runs tools
+    /// itself; the runtime only reports this).
+    Tool {
+        /// The tool's name.
+        name: String,
+        /// Its arguments, as JSON text.
+        arguments: String,
+        /// Whether it answered in time with a usable result.
+        ok: bool,
+    },
 }
 
 /// A piece of a streamed reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum BrainChunk {
     /// More reply text (any length: a token, a word, a sentence).
     Text(String),
     /// An action.
     Action(Action),
+    /// What the brain made of the caller's turn (intent, sentiment,
+    /// suggested replies for a supervisor). At most one per reply.
+    Analysis(TurnAnalysis),
     /// The reply is complete.
     Done,
 }
@@ -165,6 +194,11 @@ impl BrainSink {
         self.send(BrainChunk::Action(action))
     }
 
+    /// Report the analysis of the caller's turn.
+    pub fn analysis(&self, analysis: TurnAnalysis) -> bool {
+        self.send(BrainChunk::Analysis(analysis))
+    }
+
     /// The reply is complete.
     pub fn done(&self) -> bool {
         self.send(BrainChunk::Done)
@@ -182,6 +216,13 @@ pub trait Brain: Send {
     /// yet). Must not block: stream into `out` now, or move `out` to a worker
     /// and return. Call [`BrainSink::done`] at the end.
     fn respond(&mut self, conversation: &Conversation, input: &TurnInput, out: BrainSink);
+
+    /// What the call came to, asked once when it ends. The default reads the
+    /// conversation alone (sentiment, outcome from the actions); brains that
+    /// know more (intents matched, a flow's trace) override it.
+    fn insights(&self, conversation: &Conversation) -> CallInsights {
+        insights::summarize(conversation, &[], Vec::new())
+    }
 }
 
 /// One rule of a [`ScriptedBrain`].

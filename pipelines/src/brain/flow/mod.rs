@@ -1,0 +1,1 @@
+//! Conversation flows: JSON flow documents, validation, execution.

@@ -1,0 +1,1 @@
+//! OpenAI-compatible chat completions (vLLM, Ollama, llama.cpp server, OpenAI).
