@@ -510,13 +510,15 @@ impl Edge {
 
 /// A parsed edge label.
 ///
-/// | node        | labels                                                   |
-/// |-------------|----------------------------------------------------------|
-/// | `say`       | none (unlabelled)                                        |
-/// | `ask`       | `ok`, `gave_up`                                          |
-/// | `branch`    | `intent:NAME`, `var:NAME=VALUE` (`VALUE` may be `A|B|C`), `sentiment:negative|neutral|positive`, `default` |
-/// | `kb_answer` | `found`, `not_found`                                     |
-/// | `llm`,`tool`| `ok`, `error` (optional: without it a failure says a retry line and waits) |
+/// - `say`: none (unlabelled).
+/// - `ask`: `ok`, `gave_up`.
+/// - `branch`: `intent:NAME`, `var:NAME=VALUE` (several values separated by
+///   `|`), `var:NAME>=N` (also `>`, `<`, `<=`),
+///   `sentiment:negative`/`neutral`/`positive`, and `default`; tried in
+///   document order, `default` last.
+/// - `kb_answer`: `found`, `not_found`.
+/// - `llm`, `tool`: `ok`, and optionally `error` (without it a failure says
+///   a retry line and waits for the caller).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Outcome {
@@ -536,12 +538,13 @@ pub enum Outcome {
     Default,
     /// `intent:NAME`.
     Intent(String),
-    /// `var:NAME=V1|V2` (compared case-insensitively).
+    /// `var:NAME=V1|V2` (any value, case-insensitively) or
+    /// `var:NAME>=N` (also `>`, `<`, `<=`: the variable read as a number).
     Var {
         /// The variable.
         name: String,
-        /// Any of these values matches.
-        values: Vec<String>,
+        /// The test.
+        test: VarTest,
     },
     /// `sentiment:LABEL`.
     Sentiment(SentimentLabel),
@@ -568,16 +571,33 @@ impl Outcome {
                     }
                     Outcome::Intent(name.to_string())
                 } else if let Some(rest) = on.strip_prefix("var:") {
-                    let (name, values) = rest.split_once('=')?;
-                    let name = name.trim();
+                    let at = rest.find(['=', '<', '>'])?;
+                    let name = rest[..at].trim();
                     if name.is_empty() {
                         return None;
                     }
-                    let values: Vec<String> =
-                        values.split('|').map(|v| v.trim().to_string()).collect();
+                    let ops = rest[at..].trim_start();
+                    let (op, value) = [">=", "<=", ">", "<", "="]
+                        .iter()
+                        .find_map(|op| ops.strip_prefix(op).map(|v| (*op, v.trim())))?;
+                    let test = match op {
+                        "=" => VarTest::OneOf(value.split('|').map(|v| v.trim().to_string()).collect()),
+                        _ => {
+                            let n: i64 = value.parse().ok()?;
+                            VarTest::Compare(
+                                match op {
+                                    ">=" => Compare::AtLeast,
+                                    "<=" => Compare::AtMost,
+                                    ">" => Compare::Above,
+                                    _ => Compare::Below,
+                                },
+                                n,
+                            )
+                        }
+                    };
                     Outcome::Var {
                         name: name.to_string(),
-                        values,
+                        test,
                     }
                 } else if let Some(label) = on.strip_prefix("sentiment:") {
                     Outcome::Sentiment(match label.trim() {
@@ -619,6 +639,49 @@ impl Outcome {
             NodeType::Transfer | NodeType::Hangup => &[],
         }
     }
+}
+
+/// The test of a `var:` branch label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum VarTest {
+    /// `=A|B`: equals one of these (case-insensitive; empty matches unset).
+    OneOf(Vec<String>),
+    /// `>=N`, `>N`, `<=N`, `<N`: the value read as a whole number (an unset
+    /// or non-numeric variable never matches).
+    Compare(Compare, i64),
+}
+
+impl VarTest {
+    /// Whether `value` passes.
+    pub fn matches(&self, value: &str) -> bool {
+        let value = value.trim();
+        match self {
+            VarTest::OneOf(vs) => vs.iter().any(|v| v.eq_ignore_ascii_case(value)),
+            VarTest::Compare(op, n) => match value.parse::<i64>() {
+                Ok(v) => match op {
+                    Compare::AtLeast => v >= *n,
+                    Compare::AtMost => v <= *n,
+                    Compare::Above => v > *n,
+                    Compare::Below => v < *n,
+                },
+                Err(_) => false,
+            },
+        }
+    }
+}
+
+/// A numeric comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Compare {
+    /// `>=`.
+    AtLeast,
+    /// `<=`.
+    AtMost,
+    /// `>`.
+    Above,
+    /// `<`.
+    Below,
 }
 
 /// Why a flow could not be loaded.

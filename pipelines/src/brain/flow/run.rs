@@ -638,9 +638,8 @@ impl FlowRun {
                     self.last_intent.as_ref().and_then(|m| m.intent.as_deref())
                         == Some(name.as_str())
                 }
-                Outcome::Var { name, values } => {
-                    let v = self.vars.get(name).map(String::as_str).unwrap_or("");
-                    values.iter().any(|x| x.eq_ignore_ascii_case(v.trim()))
+                Outcome::Var { name, test } => {
+                    test.matches(self.vars.get(name).map(String::as_str).unwrap_or(""))
                 }
                 Outcome::Sentiment(l) => self.turn > 0 && self.last_sentiment.label == *l,
                 _ => false,

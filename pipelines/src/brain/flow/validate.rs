@@ -296,7 +296,7 @@ pub fn validate(flow: &Flow) -> Vec<FlowProblem> {
                 let label = e.on.as_deref().unwrap_or("(none)");
                 let expected = match ty {
                     NodeType::Say => "no label".to_string(),
-                    NodeType::Branch => "intent:NAME, var:NAME=VALUE, sentiment:negative|neutral|positive or default".to_string(),
+                    NodeType::Branch => "intent:NAME, var:NAME=VALUE, var:NAME>=N, sentiment:negative|neutral|positive or default".to_string(),
                     NodeType::Llm | NodeType::Tool => "ok or error".to_string(),
                     _ => Outcome::required_for(ty).join(" or "),
                 };
@@ -746,4 +746,390 @@ fn cycles_without_input(flow: &Flow, adj: &[Vec<usize>]) -> Vec<Vec<usize>> {
     }
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::brain::flow::model::FlowError;
+
+    fn base() -> Value {
+        json!({
+            "id": "t", "name": "T", "start": "hello",
+            "intents": [{"name": "billing", "examples": ["my bill"]}],
+            "nodes": [
+                {"id": "hello", "type": "say", "text": "Hi"},
+                {"id": "q", "type": "ask", "prompt": "Name?", "variable": "name"},
+                {"id": "b", "type": "branch"},
+                {"id": "bye", "type": "hangup", "text": "Bye {{name}}"}
+            ],
+            "edges": [
+                {"from": "hello", "to": "q"},
+                {"from": "q", "to": "b", "on": "ok"},
+                {"from": "q", "to": "bye", "on": "gave_up"},
+                {"from": "b", "to": "bye", "on": "default"}
+            ]
+        })
+    }
+
+    fn check(edit: impl FnOnce(&mut Value)) -> Vec<FlowProblem> {
+        let mut v = base();
+        edit(&mut v);
+        let flow: Flow = serde_json::from_value(v).expect("parses");
+        validate(&flow)
+    }
+
+    fn node<'a>(v: &'a mut Value, id: &str) -> &'a mut Value {
+        v["nodes"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|n| n["id"] == id)
+            .unwrap()
+    }
+
+    fn push_node(v: &mut Value, n: Value) {
+        v["nodes"].as_array_mut().unwrap().push(n);
+    }
+
+    fn push_edge(v: &mut Value, e: Value) {
+        v["edges"].as_array_mut().unwrap().push(e);
+    }
+
+    /// Insert a node between `b` (on `default`) and `bye`.
+    fn between(v: &mut Value, n: Value, out: &[&str]) {
+        let id = n["id"].as_str().unwrap().to_string();
+        push_node(v, n);
+        v["edges"][3]["to"] = json!(id);
+        for on in out {
+            if on.is_empty() {
+                push_edge(v, json!({"from": id, "to": "bye"}));
+            } else {
+                push_edge(v, json!({"from": id, "to": "bye", "on": on}));
+            }
+        }
+    }
+
+    fn has(ps: &[FlowProblem], code: ProblemCode) -> &FlowProblem {
+        ps.iter()
+            .find(|p| p.code == code)
+            .unwrap_or_else(|| panic!("no {code:?} in {ps:#?}"))
+    }
+
+    #[test]
+    fn base_flow_is_clean() {
+        assert_eq!(check(|_| {}), vec![]);
+    }
+
+    #[test]
+    fn unsupported_version() {
+        let ps = check(|v| v["version"] = json!(2));
+        assert_eq!(has(&ps, ProblemCode::UnsupportedVersion).field.as_deref(), Some("version"));
+    }
+
+    #[test]
+    fn duplicate_node_edge_and_intent_ids() {
+        let ps = check(|v| push_node(v, json!({"id": "q", "type": "say", "text": "again"})));
+        let p = has(&ps, ProblemCode::DuplicateId);
+        assert_eq!(p.node.as_deref(), Some("q"));
+        let ps = check(|v| {
+            v["edges"][0]["id"] = json!("e");
+            v["edges"][1]["id"] = json!("e");
+        });
+        assert_eq!(has(&ps, ProblemCode::DuplicateId).edge, Some(1));
+        let ps = check(|v| {
+            v["intents"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"name": "billing", "examples": []}))
+        });
+        assert!(has(&ps, ProblemCode::DuplicateId).message.contains("billing"));
+    }
+
+    #[test]
+    fn unknown_start_and_edge_endpoints() {
+        let ps = check(|v| v["start"] = json!("nope"));
+        let p = has(&ps, ProblemCode::UnknownNode);
+        assert_eq!(p.field.as_deref(), Some("start"));
+        assert!(p.message.contains("nope"));
+        let ps = check(|v| v["edges"][3]["to"] = json!("ghost"));
+        let p = has(&ps, ProblemCode::UnknownNode);
+        assert_eq!((p.edge, p.field.as_deref()), (Some(3), Some("to")));
+        let ps = check(|v| push_edge(v, json!({"from": "phantom", "to": "bye"})));
+        let p = has(&ps, ProblemCode::UnknownNode);
+        assert_eq!((p.edge, p.field.as_deref()), (Some(4), Some("from")));
+    }
+
+    #[test]
+    fn unreachable_node() {
+        let ps = check(|v| push_node(v, json!({"id": "island", "type": "hangup"})));
+        assert_eq!(has(&ps, ProblemCode::UnreachableNode).node.as_deref(), Some("island"));
+    }
+
+    #[test]
+    fn dead_ends_for_each_node_type() {
+        // say without an edge
+        let ps = check(|v| {
+            between(v, json!({"id": "s", "type": "say", "text": "x"}), &[]);
+        });
+        assert_eq!(has(&ps, ProblemCode::DeadEnd).node.as_deref(), Some("s"));
+        // ask without gave_up
+        let ps = check(|v| {
+            v["edges"].as_array_mut().unwrap().remove(2);
+        });
+        let p = has(&ps, ProblemCode::DeadEnd);
+        assert!(p.message.contains("gave_up"), "{}", p.message);
+        // branch without default
+        let ps = check(|v| v["edges"][3]["on"] = json!("intent:billing"));
+        assert!(has(&ps, ProblemCode::DeadEnd).message.contains("default"));
+        // kb_answer without not_found, tool/llm without ok
+        let ps = check(|v| between(v, json!({"id": "k", "type": "kb_answer"}), &["found"]));
+        assert!(has(&ps, ProblemCode::DeadEnd).message.contains("not_found"));
+        let ps = check(|v| {
+            between(
+                v,
+                json!({"id": "t", "type": "tool", "tool": "x", "url": "https://x.example"}),
+                &["error"],
+            )
+        });
+        assert_eq!(has(&ps, ProblemCode::DeadEnd).node.as_deref(), Some("t"));
+        let ps = check(|v| between(v, json!({"id": "l", "type": "llm", "instructions": "Be nice."}), &[]));
+        assert_eq!(has(&ps, ProblemCode::DeadEnd).node.as_deref(), Some("l"));
+    }
+
+    #[test]
+    fn edge_from_terminal() {
+        let ps = check(|v| push_edge(v, json!({"from": "bye", "to": "q"})));
+        assert_eq!(has(&ps, ProblemCode::EdgeFromTerminal).edge, Some(4));
+    }
+
+    #[test]
+    fn bad_outcome_labels() {
+        for (i, label) in [(1, json!("yes")), (0, json!("ok")), (3, json!("sentiment:angry")), (3, json!("var:=x")), (3, json!("var:n>ten"))] {
+            let ps = check(|v| v["edges"][i]["on"] = label.clone());
+            let p = has(&ps, ProblemCode::BadOutcome);
+            assert_eq!(p.edge, Some(i), "{label}");
+            assert_eq!(p.field.as_deref(), Some("on"));
+        }
+    }
+
+    #[test]
+    fn ambiguous_edges() {
+        let ps = check(|v| push_edge(v, json!({"from": "q", "to": "hello", "on": "ok"})));
+        let p = has(&ps, ProblemCode::AmbiguousEdge);
+        assert_eq!(p.edge, Some(4));
+        assert!(p.message.contains("q"));
+    }
+
+    #[test]
+    fn loop_without_input() {
+        let ps = check(|v| {
+            push_node(v, json!({"id": "s1", "type": "say", "text": "one"}));
+            push_node(v, json!({"id": "s2", "type": "say", "text": "two"}));
+            v["edges"][3]["to"] = json!("s1");
+            push_edge(v, json!({"from": "s1", "to": "s2"}));
+            push_edge(v, json!({"from": "s2", "to": "b"}));
+            push_edge(v, json!({"from": "b", "to": "bye", "on": "var:name=x"}));
+        });
+        let p = has(&ps, ProblemCode::LoopWithoutInput);
+        assert!(p.message.contains("s1") && p.message.contains("s2") && p.message.contains("`b`"));
+        // A loop through an ask is fine.
+        let ps = check(|v| {
+            v["edges"][3]["to"] = json!("q");
+        });
+        assert!(ps.iter().all(|p| p.code != ProblemCode::LoopWithoutInput), "{ps:#?}");
+    }
+
+    #[test]
+    fn missing_fields() {
+        let ps = check(|v| node(v, "q")["prompt"] = json!("  "));
+        let p = has(&ps, ProblemCode::MissingField);
+        assert_eq!((p.node.as_deref(), p.field.as_deref()), (Some("q"), Some("prompt")));
+        let ps = check(|v| node(v, "q")["variable"] = json!(""));
+        assert_eq!(has(&ps, ProblemCode::MissingField).field.as_deref(), Some("variable"));
+        let ps = check(|v| node(v, "hello")["text"] = json!(""));
+        assert_eq!(has(&ps, ProblemCode::MissingField).node.as_deref(), Some("hello"));
+        let ps = check(|v| v["name"] = json!(""));
+        assert_eq!(has(&ps, ProblemCode::MissingField).field.as_deref(), Some("name"));
+        let ps = check(|v| {
+            between(v, json!({"id": "x", "type": "transfer", "target": ""}), &[]);
+            v["edges"].as_array_mut().unwrap().pop();
+        });
+        assert_eq!(has(&ps, ProblemCode::MissingField).field.as_deref(), Some("target"));
+        let ps = check(|v| {
+            between(v, json!({"id": "t", "type": "tool", "tool": "", "url": "https://a.example"}), &["ok"])
+        });
+        assert_eq!(has(&ps, ProblemCode::MissingField).field.as_deref(), Some("tool"));
+    }
+
+    #[test]
+    fn bad_values() {
+        let ps = check(|v| node(v, "q")["max_attempts"] = json!(0));
+        assert_eq!(has(&ps, ProblemCode::BadValue).field.as_deref(), Some("max_attempts"));
+        let ps = check(|v| node(v, "q")["variable"] = json!("my var"));
+        assert_eq!(has(&ps, ProblemCode::BadValue).field.as_deref(), Some("variable"));
+        let ps = check(|v| {
+            between(v, json!({"id": "k", "type": "kb_answer", "min_score": 2.0}), &["found", "not_found"])
+        });
+        assert_eq!(has(&ps, ProblemCode::BadValue).field.as_deref(), Some("min_score"));
+        let ps = check(|v| {
+            between(
+                v,
+                json!({"id": "t", "type": "tool", "tool": "x", "url": "https://a.example",
+                       "arguments": [1], "save": {"slot": "slot"}}),
+                &["ok"],
+            )
+        });
+        let fields: Vec<_> = ps.iter().filter(|p| p.code == ProblemCode::BadValue).filter_map(|p| p.field.as_deref()).collect();
+        assert_eq!(fields, vec!["arguments", "save"]);
+        let ps = check(|v| between(v, json!({"id": "l", "type": "llm", "instructions": "x", "max_tokens": 0}), &["ok"]));
+        assert_eq!(has(&ps, ProblemCode::BadValue).field.as_deref(), Some("max_tokens"));
+    }
+
+    #[test]
+    fn bad_timeouts() {
+        for ms in [0, 30_001] {
+            let ps = check(|v| {
+                between(
+                    v,
+                    json!({"id": "t", "type": "tool", "tool": "x", "url": "https://a.example", "timeout_ms": ms}),
+                    &["ok"],
+                )
+            });
+            assert_eq!(has(&ps, ProblemCode::BadTimeout).field.as_deref(), Some("timeout_ms"));
+            let ps = check(|v| {
+                between(v, json!({"id": "l", "type": "llm", "instructions": "x", "timeout_ms": ms}), &["ok"])
+            });
+            assert_eq!(has(&ps, ProblemCode::BadTimeout).node.as_deref(), Some("l"));
+        }
+    }
+
+    #[test]
+    fn invalid_urls() {
+        for url in ["ftp://x.example", "https://", "not a url", "http://exa mple.com/x", "https://host:99999/"] {
+            let ps = check(|v| {
+                between(v, json!({"id": "t", "type": "tool", "tool": "x", "url": url}), &["ok"])
+            });
+            assert_eq!(has(&ps, ProblemCode::InvalidUrl).node.as_deref(), Some("t"), "{url}");
+        }
+        for url in ["https://api.example.com/v1/{{id}}", "http://10.0.0.1:8080/hook", "https://[::1]:443/x"] {
+            assert!(valid_url(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn bad_ranges() {
+        let ps = check(|v| {
+            let q = node(v, "q");
+            q["validate"] = json!("digits");
+            q["min_length"] = json!(6);
+            q["max_length"] = json!(4);
+        });
+        assert_eq!(has(&ps, ProblemCode::BadRange).field.as_deref(), Some("min_length"));
+        let ps = check(|v| {
+            let q = node(v, "q");
+            q["validate"] = json!("number");
+            q["min"] = json!(10);
+            q["max"] = json!(1);
+        });
+        assert_eq!(has(&ps, ProblemCode::BadRange).field.as_deref(), Some("min"));
+    }
+
+    #[test]
+    fn unknown_validation_kind() {
+        let ps = check(|v| node(v, "q")["validate"] = json!("email"));
+        let p = has(&ps, ProblemCode::UnknownValidation);
+        assert!(p.message.contains("email") && p.message.contains("date_time"));
+    }
+
+    #[test]
+    fn branch_on_undeclared_intent() {
+        let ps = check(|v| push_edge(v, json!({"from": "b", "to": "bye", "on": "intent:refund"})));
+        let p = has(&ps, ProblemCode::UnknownIntent);
+        assert_eq!(p.edge, Some(4));
+        assert!(p.message.contains("refund"));
+        let ps = check(|v| push_edge(v, json!({"from": "b", "to": "bye", "on": "intent:billing"})));
+        assert!(ps.is_empty(), "{ps:#?}");
+    }
+
+    #[test]
+    fn undefined_variables_are_warnings() {
+        let ps = check(|v| node(v, "hello")["text"] = json!("Hi {{first_name}}, {{name_spoken}} {{today}}"));
+        assert_eq!(ps.len(), 1, "{ps:#?}");
+        let p = &ps[0];
+        assert_eq!(p.code, ProblemCode::UndefinedVariable);
+        assert_eq!(p.severity, Severity::Warning);
+        assert!(p.message.contains("first_name"));
+        let ps = check(|v| push_edge(v, json!({"from": "b", "to": "bye", "on": "var:colour=red"})));
+        assert_eq!(has(&ps, ProblemCode::UndefinedVariable).edge, Some(4));
+        // Warnings alone do not stop a flow from loading.
+        let mut v = base();
+        node(&mut v, "hello")["text"] = json!("Hi {{first_name}}");
+        let valid = Flow::parse(&v.to_string()).expect("warnings only");
+        assert_eq!(valid.warnings().len(), 1);
+    }
+
+    #[test]
+    fn acting_before_first_input() {
+        let ps = check(|v| {
+            push_node(v, json!({"id": "t", "type": "tool", "tool": "x", "url": "https://a.example"}));
+            v["start"] = json!("t");
+            push_edge(v, json!({"from": "t", "to": "hello", "on": "ok"}));
+        });
+        assert_eq!(has(&ps, ProblemCode::ActsBeforeInput).node.as_deref(), Some("t"));
+        let ps = check(|v| v["edges"][0]["to"] = json!("bye"));
+        assert_eq!(has(&ps, ProblemCode::ActsBeforeInput).node.as_deref(), Some("bye"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let ps = check(|v| {
+            v["start"] = json!("nowhere");
+            node(v, "q")["max_attempts"] = json!(0);
+            push_edge(v, json!({"from": "bye", "to": "q"}));
+        });
+        let codes: BTreeSet<_> = ps.iter().map(|p| format!("{:?}", p.code)).collect();
+        assert_eq!(codes.len(), 3, "{codes:?}");
+        let e = Flow::parse(&{
+            let mut v = base();
+            v["start"] = json!("nowhere");
+            v.to_string()
+        })
+        .unwrap_err();
+        match e {
+            FlowError::Invalid { problems } => assert!(!problems.is_empty()),
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn parse_errors_name_the_path() {
+        let path = |edit: &dyn Fn(&mut Value)| {
+            let mut v = base();
+            edit(&mut v);
+            match Flow::parse(&v.to_string()) {
+                Err(FlowError::Parse { path, message, .. }) => (path, message),
+                other => panic!("{other:?}"),
+            }
+        };
+        let (p, m) = path(&|v| node(v, "q")["max_attempts"] = json!("three"));
+        assert_eq!(p, "nodes[1].max_attempts", "{m}");
+        let (p, m) = path(&|v| node(v, "q")["colour"] = json!(1));
+        assert_eq!(p, "nodes[1].colour", "{m}");
+        assert!(m.contains("unknown field"), "{m}");
+        let (p, m) = path(&|v| node(v, "b")["type"] = json!("jump"));
+        assert_eq!(p, "nodes[2].type");
+        assert!(m.contains("jump"));
+        let (p, _) = path(&|v| v["edges"][2]["label"] = json!("x"));
+        assert_eq!(p, "edges[2]");
+        let (p, _) = path(&|v| {
+            v.as_object_mut().unwrap().remove("start");
+        });
+        assert_eq!(p, ".");
+        assert!(matches!(Flow::parse("{ not json"), Err(FlowError::Parse { .. })));
+        let (p, _) = path(&|v| v["intents"][0]["examples"] = json!("one"));
+        assert_eq!(p, "intents[0].examples");
+    }
 }
