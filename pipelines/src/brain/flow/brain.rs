@@ -22,6 +22,7 @@ use crate::brain::insights::{self, CallInsights, TurnAnalysis};
 use crate::brain::intents::IntentClassify;
 use crate::brain::kb::Retriever;
 use crate::brain::llm::{ChatModel, LlmError, LlmEvent};
+use crate::brain::sentiment::{self, Sentiment};
 use crate::brain::tools::{ToolError, ToolRunner};
 use crate::brain::{Action, Brain, BrainSink, Conversation, TurnInput};
 
@@ -50,6 +51,8 @@ pub struct FlowServices {
     pub tools: Option<Arc<dyn ToolRunner>>,
     /// Today's date.
     pub today: Today,
+    /// Scores caller turns ([`sentiment::analyze`] by default).
+    pub sentiment: fn(&str) -> Sentiment,
 }
 
 impl fmt::Debug for FlowServices {
@@ -72,6 +75,7 @@ impl Default for FlowServices {
             llm: None,
             tools: None,
             today: Arc::new(system_today),
+            sentiment: sentiment::analyze,
         }
     }
 }
@@ -94,6 +98,7 @@ impl FlowServices {
             conversation,
             intents: self.intents.as_deref(),
             kb: self.kb.as_deref(),
+            sentiment: self.sentiment,
         }
     }
 }

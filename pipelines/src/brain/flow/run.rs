@@ -46,6 +46,8 @@ pub struct FlowContext<'a> {
     pub intents: Option<&'a dyn IntentClassify>,
     /// The knowledge base; without one, `kb_answer` finds nothing.
     pub kb: Option<&'a dyn Retriever>,
+    /// Scores a caller turn ([`sentiment::analyze`] unless replaced).
+    pub sentiment: fn(&str) -> Sentiment,
 }
 
 impl<'a> FlowContext<'a> {
@@ -56,6 +58,7 @@ impl<'a> FlowContext<'a> {
             conversation: None,
             intents: None,
             kb: None,
+            sentiment: sentiment::analyze,
         }
     }
 }
@@ -272,7 +275,7 @@ impl FlowRun {
             _ => text.clone(),
         };
         self.vars.insert("last_input".into(), self.last_input.clone());
-        self.last_sentiment = sentiment::analyze(if speech { &text } else { "" });
+        self.last_sentiment = (ctx.sentiment)(if speech { &text } else { "" });
         let label = match self.last_sentiment.label {
             SentimentLabel::Negative => "negative",
             SentimentLabel::Neutral => "neutral",

@@ -21,3 +21,22 @@ pub fn templates() -> Vec<(&'static str, &'static str)> {
         ("support_faq", SUPPORT_FAQ),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::brain::flow::{validate, Flow};
+
+    #[test]
+    fn every_template_validates_without_problems() {
+        for (name, json) in templates() {
+            let flow = Flow::from_json(json).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(flow.id, name);
+            assert_eq!(validate(&flow), vec![], "{name}");
+            // And survives a round trip through the public format.
+            let again = Flow::from_json(&flow.to_json()).expect("round trip");
+            assert_eq!(again, flow, "{name}");
+        }
+        assert!(SUPPORT_FAQ_KB.contains("## Resetting your password"));
+    }
+}

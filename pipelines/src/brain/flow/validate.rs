@@ -1123,7 +1123,7 @@ mod tests {
         assert_eq!(p, "nodes[2].type");
         assert!(m.contains("jump"));
         let (p, _) = path(&|v| v["edges"][2]["label"] = json!("x"));
-        assert_eq!(p, "edges[2]");
+        assert_eq!(p, "edges[2].label");
         let (p, _) = path(&|v| {
             v.as_object_mut().unwrap().remove("start");
         });
