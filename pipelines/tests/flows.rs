@@ -180,12 +180,14 @@ impl CannedTools {
 impl ToolRunner for CannedTools {
     fn call(&self, request: ToolRequest) -> Receiver<Result<Value, ToolError>> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let answer = self.answers.get(request.name.as_str()).cloned().unwrap_or(Err(
-            ToolError::Timeout {
+        let answer = self
+            .answers
+            .get(request.name.as_str())
+            .cloned()
+            .unwrap_or(Err(ToolError::Timeout {
                 name: request.name.clone(),
                 after: request.timeout,
-            },
-        ));
+            }));
         self.calls.lock().unwrap().push(request);
         let _ = tx.send(answer);
         rx
@@ -419,7 +421,10 @@ fn appointment_booking_happy_path_with_dtmf_phone() {
 
 #[test]
 fn appointment_reprompts_then_gives_up_to_the_front_desk() {
-    let mut call = Call::new(APPOINTMENT_BOOKING, appointment_services(CannedTools::default()));
+    let mut call = Call::new(
+        APPOINTMENT_BOOKING,
+        appointment_services(CannedTools::default()),
+    );
     call.say(speech("a checkup"));
     let r = call.say(speech("whenever really"));
     assert_eq!(
@@ -445,7 +450,10 @@ fn appointment_reprompts_then_gives_up_to_the_front_desk() {
         .filter(|t| t.node == "ask_when" && t.event.starts_with("input rejected"))
         .collect();
     assert_eq!(rejected.len(), 3);
-    assert_eq!(rejected[0].event, "input rejected (1/3): no date or time heard");
+    assert_eq!(
+        rejected[0].event,
+        "input rejected (1/3): no date or time heard"
+    );
     assert!(trace
         .iter()
         .any(|t| t.event == "gave up after 3 attempts" && t.turn == 4));
@@ -461,7 +469,10 @@ fn appointment_reprompts_then_gives_up_to_the_front_desk() {
 #[test]
 fn appointment_tool_timeout_follows_the_error_edge() {
     // No answer configured: the runner reports a timeout.
-    let mut call = Call::new(APPOINTMENT_BOOKING, appointment_services(CannedTools::default()));
+    let mut call = Call::new(
+        APPOINTMENT_BOOKING,
+        appointment_services(CannedTools::default()),
+    );
     call.say(speech("a filling"));
     call.say(speech("tomorrow morning"));
     call.say(speech("Grace Hopper"));
@@ -471,11 +482,14 @@ fn appointment_tool_timeout_follows_the_error_edge() {
         r.text,
         "One moment while I check the calendar. I can't reach our calendar right now. Let me put you through to our front desk."
     );
-    assert!(matches!(&r.actions[1], Action::Tool { name, ok: false, .. } if name == "check_availability"));
+    assert!(
+        matches!(&r.actions[1], Action::Tool { name, ok: false, .. } if name == "check_availability")
+    );
     assert!(matches!(r.actions.last(), Some(Action::Transfer { .. })));
     let trace = call.brain.run().trace().to_vec();
     assert!(trace.iter().any(|t| t.node == "check_slot"
-        && t.event.starts_with("tool failed: tool check_availability timed out")));
+        && t.event
+            .starts_with("tool failed: tool check_availability timed out")));
 }
 
 #[test]
@@ -542,11 +556,18 @@ fn lead_qualification_low_budget_is_nurtured_even_when_the_crm_is_down() {
     let mut call = Call::new(LEAD_QUALIFICATION, s);
     call.say(speech("just curious"));
     let r = call.say(speech("lots"));
-    assert_eq!(r.text, "Just a rough number is fine. How many agents do you have?");
+    assert_eq!(
+        r.text,
+        "Just a rough number is fine. How many agents do you have?"
+    );
     call.say(speech("twelve"));
     call.say(speech("five hundred dollars"));
     let r = call.say(dtmf("1"));
-    assert!(r.text.starts_with("Thanks, that's really helpful."), "{}", r.text);
+    assert!(
+        r.text.starts_with("Thanks, that's really helpful."),
+        "{}",
+        r.text
+    );
     assert!(r.text.ends_with("Have a great day!"));
     assert!(matches!(&r.actions[1], Action::Tool { ok: false, .. }));
     assert_eq!(r.actions.last(), Some(&Action::Hangup));
@@ -561,9 +582,14 @@ fn lead_qualification_demo_branch_and_intents() {
     call.say(speech("20"));
     call.say(speech("three thousand"));
     let r = call.say(speech("that's right"));
-    assert_eq!(r.text, "Would you like me to set up a demo with one of our specialists?");
+    assert_eq!(
+        r.text,
+        "Would you like me to set up a demo with one of our specialists?"
+    );
     let r = call.say(speech("sure"));
-    assert!(matches!(r.actions.last(), Some(Action::Transfer { target }) if target == "queue:sales"));
+    assert!(
+        matches!(r.actions.last(), Some(Action::Transfer { target }) if target == "queue:sales")
+    );
 
     // Without a classifier, intents match their example phrases.
     let (s, _) = lead_services();
@@ -644,7 +670,11 @@ fn support_faq_transfers_when_not_found_or_upset() {
 
     let mut call = Call::new(SUPPORT_FAQ, faq_services());
     let r = call.say(speech("This is ridiculous, my internet is down again!"));
-    assert!(r.text.starts_with("I'm sorry about the trouble"), "{}", r.text);
+    assert!(
+        r.text.starts_with("I'm sorry about the trouble"),
+        "{}",
+        r.text
+    );
     let a = r.analysis.unwrap();
     assert_eq!(a.sentiment.label, SentimentLabel::Negative);
     assert!(matches!(r.actions.last(), Some(Action::Transfer { .. })));
@@ -660,7 +690,10 @@ fn support_faq_reprompts_on_silence_and_gives_up() {
     let r = call.say(speech("   "));
     assert_eq!(r.text, "Sorry, I didn't catch that. What's your question?");
     let r = call.say(speech(""));
-    assert_eq!(r.text, "Let me get you to a member of our team who can help.");
+    assert_eq!(
+        r.text,
+        "Let me get you to a member of our team who can help."
+    );
 }
 
 // ------------------------------------------------------------ LLM turns --
@@ -704,12 +737,19 @@ fn llm_turn_streams_the_first_sentence_before_the_rest_exists() {
         ..Default::default()
     });
     let (tx, rx) = crossbeam_channel::unbounded();
-    call.brain
-        .respond(&call.conv, &speech("my internet is slow"), BrainSink::new(1, tx));
+    call.brain.respond(
+        &call.conv,
+        &speech("my internet is slow"),
+        BrainSink::new(1, tx),
+    );
     // respond returned while the model is still generating.
     let mut text = String::new();
     while !text.contains("router.") {
-        match rx.recv_timeout(Duration::from_secs(5)).expect("first sentence").1 {
+        match rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("first sentence")
+            .1
+        {
             BrainChunk::Text(t) => text.push_str(&t),
             BrainChunk::Done => panic!("done before the rest was generated"),
             _ => {}
@@ -720,18 +760,28 @@ fn llm_turn_streams_the_first_sentence_before_the_rest_exists() {
     open.send(()).unwrap();
     let rest = drain(&rx, 1);
     assert_eq!(rest.text, " Then wait two minutes. Anything else?");
-    assert_eq!(var(&rest, "answer"), Some("Restart your router. Then wait two minutes."));
+    assert_eq!(
+        var(&rest, "answer"),
+        Some("Restart your router. Then wait two minutes.")
+    );
 
     let req = llm.requests.lock().unwrap()[0].clone();
     assert_eq!(req.messages[0].role, Role::System);
     let system = &req.messages[0].content;
     assert!(system.starts_with("You are a helpful phone agent for Acme."));
-    assert!(system.contains("restart your router") || system.contains("First restart"), "{system}");
+    assert!(
+        system.contains("restart your router") || system.contains("First restart"),
+        "{system}"
+    );
     assert_eq!(req.messages.last().unwrap().content, "my internet is slow");
     assert_eq!(req.messages.last().unwrap().role, Role::User);
     let trace = call.brain.run().trace().to_vec();
-    assert!(trace.iter().any(|t| t.node == "think" && t.event == "kb context: 2 passages"));
-    assert!(trace.iter().any(|t| t.node == "think" && t.event.starts_with("llm ok (")));
+    assert!(trace
+        .iter()
+        .any(|t| t.node == "think" && t.event == "kb context: 2 passages"));
+    assert!(trace
+        .iter()
+        .any(|t| t.node == "think" && t.event.starts_with("llm ok (")));
 }
 
 #[test]
@@ -751,9 +801,9 @@ fn llm_failure_without_error_edge_says_retry_and_tries_again() {
     call.say(speech("my balance please"));
     assert_eq!(llm.requests.lock().unwrap().len(), 2);
     let trace = call.brain.run().trace().to_vec();
-    assert!(trace
-        .iter()
-        .any(|t| t.event == "llm failed: model server unreachable or connection lost: reset by peer"));
+    assert!(trace.iter().any(
+        |t| t.event == "llm failed: model server unreachable or connection lost: reset by peer"
+    ));
     assert!(trace.iter().any(|t| t.event == "retry after failure"));
 }
 
@@ -774,7 +824,16 @@ fn llm_timeout_follows_the_error_edge_when_there_is_one() {
     let mut call = Call::new(&flow, s);
     let r = call.say(speech("hello?"));
     assert_eq!(r.text, "Bye.");
-    assert_eq!(r.actions, vec![Action::SetVariable { name: "question".into(), value: "hello?".into() }, Action::Hangup]);
+    assert_eq!(
+        r.actions,
+        vec![
+            Action::SetVariable {
+                name: "question".into(),
+                value: "hello?".into()
+            },
+            Action::Hangup
+        ]
+    );
     let trace = call.brain.run().trace().to_vec();
     assert!(trace
         .iter()
@@ -943,7 +1002,11 @@ fn execution_trace_records_nodes_edges_failures_and_effects() {
     let Some(FlowOutput::Effect(req)) = out.last().cloned() else {
         panic!()
     };
-    run.effect_done(req.id, EffectResult::Tool(Ok(json!({"plan": {"name": "Basic"}}))), &ctx());
+    run.effect_done(
+        req.id,
+        EffectResult::Tool(Ok(json!({"plan": {"name": "Basic"}}))),
+        &ctx(),
+    );
     let trace: Vec<(u32, &str, &str)> = run
         .trace()
         .iter()
@@ -987,7 +1050,10 @@ fn runs_are_deterministic() {
 
 #[test]
 fn analysis_suggests_the_lines_on_the_open_branches() {
-    let mut call = Call::new(APPOINTMENT_BOOKING, appointment_services(CannedTools::default()));
+    let mut call = Call::new(
+        APPOINTMENT_BOOKING,
+        appointment_services(CannedTools::default()),
+    );
     call.say(speech("a cleaning"));
     let r = call.say(speech("tomorrow at 4"));
     assert_eq!(var(&r, "when"), Some("2026-11-25 16:00"));
