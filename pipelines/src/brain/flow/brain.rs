@@ -214,12 +214,27 @@ impl Brain for FlowBrain {
         if let Some(effect) = emit(&mut emitter, outputs) {
             let shared = Arc::clone(&self.shared);
             let services = self.services.clone();
-            let conversation = conversation.clone();
+            let conversation_copy = conversation.clone();
+            let fallback = emitter.sink.clone();
+            let (id, failure) = (effect.id, failure_of(&effect.effect));
             let spawned = std::thread::Builder::new()
                 .name("flow-effect".into())
-                .spawn(move || work(shared, services, conversation, effect, emitter));
+                .spawn(move || work(shared, services, conversation_copy, effect, emitter));
             if let Err(e) = spawned {
                 tracing::warn!(error = %e, "flow: could not start an effect worker");
+                // Treat it as the effect failing, so the reply still ends.
+                let outputs = {
+                    let mut g = lock(&self.shared);
+                    let ctx = self.services.context(Some(conversation));
+                    g.run.effect_done(id, failure, &ctx)
+                };
+                let mut em = Emitter {
+                    sink: fallback,
+                    any: true,
+                };
+                if emit(&mut em, outputs).is_some() {
+                    em.sink.done();
+                }
             }
         }
     }
@@ -250,6 +265,19 @@ fn emit(em: &mut Emitter, outputs: Vec<FlowOutput>) -> Option<EffectRequest> {
         em.sink.done();
     }
     effect
+}
+
+/// The result reported when an effect could not even be started.
+fn failure_of(effect: &Effect) -> EffectResult {
+    match effect {
+        Effect::Tool(t) => EffectResult::Tool(Err(ToolError::Failed {
+            name: t.name.clone(),
+            reason: "could not start the tool call".into(),
+        })),
+        _ => EffectResult::Llm(Err(LlmError::Model {
+            reason: "could not start the model turn".into(),
+        })),
+    }
 }
 
 fn still_waiting(shared: &Mutex<Shared>, req: &EffectRequest) -> bool {

@@ -503,7 +503,7 @@ pub fn parse_number(text: &str) -> Option<i64> {
             if started && current % 100 >= 10 && n >= 10 && current % 100 != 0 {
                 break;
             }
-            current += n;
+            current = current.checked_add(n)?;
             started = true;
         } else if w == "a" && next_is_scale {
             current = current.max(1);
@@ -521,7 +521,10 @@ pub fn parse_number(text: &str) -> Option<i64> {
         }
         i += 1;
     }
-    started.then_some(total + current)
+    if !started {
+        return None;
+    }
+    total.checked_add(current)
 }
 
 /// A date, a time of day, or both.
@@ -706,10 +709,11 @@ pub fn parse_date_time(text: &str, today: CalendarDate, day_first: bool) -> Opti
                 ) {
                     let days = match unit {
                         "day" | "days" => Some(n),
-                        "week" | "weeks" => Some(n * 7),
+                        "week" | "weeks" => n.checked_mul(7),
                         _ => None,
                     };
-                    if let Some(d) = days {
+                    // Beyond ten years is not an appointment.
+                    if let Some(d) = days.filter(|d| (0..=3660).contains(d)) {
                         date = Some(today.add_days(d));
                         i += 3;
                         continue;
@@ -1086,5 +1090,129 @@ mod tests {
         assert_eq!(dt("I have 3 kids"), None);
         let x = parse_date_time("next Tuesday at 3 pm", today(), false).unwrap();
         assert_eq!(x.spoken(), "Tuesday, December 1 at 3 PM");
+    }
+
+    fn ask(validate: &str) -> AskNode {
+        serde_json::from_value(serde_json::json!({
+            "id": "a", "prompt": "?", "variable": "v", "validate": validate
+        }))
+        .unwrap()
+    }
+
+    fn say(t: &str) -> TurnInput {
+        TurnInput::Speech {
+            text: t.into(),
+            at: vocelio_codecs::MediaTime::ZERO,
+        }
+    }
+
+    fn keys(t: &str) -> TurnInput {
+        TurnInput::Dtmf {
+            digits: t.into(),
+            at: vocelio_codecs::MediaTime::ZERO,
+        }
+    }
+
+    #[test]
+    fn collect_applies_the_ask_rules() {
+        let mut a = ask("digits");
+        a.min_length = Some(4);
+        a.max_length = Some(6);
+        assert_eq!(
+            collect(&a, &say("one two three four"), today())
+                .unwrap()
+                .value,
+            "1234"
+        );
+        assert_eq!(
+            collect(&a, &keys("98765"), today()).unwrap().spoken,
+            "9 8 7 6 5"
+        );
+        assert_eq!(
+            collect(&a, &keys("12"), today()),
+            Err(CollectError::Length {
+                len: 2,
+                min: 4,
+                max: 6
+            })
+        );
+        a.input = InputMode::Dtmf;
+        assert_eq!(
+            collect(&a, &say("one two three four"), today()),
+            Err(CollectError::WrongInput { got: "speech" })
+        );
+        let mut n = ask("number");
+        n.min = Some(1);
+        n.max = Some(10);
+        assert_eq!(
+            collect(&n, &say("twelve"), today()),
+            Err(CollectError::OutOfRange {
+                value: 12,
+                min: 1,
+                max: 10
+            })
+        );
+        assert_eq!(collect(&n, &keys("7"), today()).unwrap().value, "7");
+        let y = ask("yes_no");
+        assert_eq!(collect(&y, &keys("2"), today()).unwrap().value, "no");
+        assert!(collect(&y, &keys("5"), today()).is_err());
+        let t = ask("text");
+        assert!(collect(&t, &say("  "), today()).is_err());
+        assert_eq!(collect(&t, &say(" hi "), today()).unwrap().value, "hi");
+        let d = ask("date_time");
+        let c = collect(&d, &say("tomorrow at noon"), today()).unwrap();
+        assert_eq!(c.value, "2026-11-25 12:00");
+        assert_eq!(c.spoken, "Wednesday, November 25 at 12 PM");
+        assert!(collect(&d, &keys("0305"), today()).is_err());
+    }
+
+    /// Hostile or odd answers never panic (a cheap deterministic fuzz).
+    #[test]
+    fn parsers_never_panic() {
+        const PIECES: [&str; 24] = [
+            "9223372036854775807",
+            "ninety",
+            "hundred",
+            "thousand",
+            "million",
+            "in",
+            "days",
+            "weeks",
+            "99999999999",
+            "/",
+            "5/3/4000000000",
+            "12:99",
+            "at",
+            "pm",
+            "am",
+            "the",
+            "31st",
+            "february",
+            "30th",
+            "next",
+            "tuesday",
+            "a",
+            "double",
+            "\u{1F600}",
+        ];
+        let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..20_000 {
+            let mut s = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let n = (seed % 7) as usize;
+            for k in 0..n {
+                let i = ((seed >> (k * 5)) % PIECES.len() as u64) as usize;
+                s.push_str(PIECES[i]);
+                s.push(if (seed >> k) & 1 == 0 { ' ' } else { '-' });
+            }
+            let _ = parse_digits(&s);
+            let _ = parse_yes_no(&s);
+            let _ = parse_number(&s);
+            let _ = parse_date_time(&s, today(), (seed & 1) == 0);
+        }
+        assert_eq!(parse_number("9223372036854775800 ninety"), None);
+        assert_eq!(dt("in 99999999999 weeks"), None);
     }
 }
