@@ -308,9 +308,13 @@ fn work(
                     let wait = request.timeout + Duration::from_millis(250);
                     Some(EffectResult::Tool(match rx.recv_timeout(wait) {
                         Ok(r) => r,
-                        Err(_) => Err(ToolError::Timeout {
+                        Err(RecvTimeoutError::Timeout) => Err(ToolError::Timeout {
                             name: request.name.clone(),
                             after: request.timeout,
+                        }),
+                        Err(RecvTimeoutError::Disconnected) => Err(ToolError::Failed {
+                            name: request.name.clone(),
+                            reason: "the tool runner dropped the call".into(),
                         }),
                     }))
                 }

@@ -39,4 +39,19 @@ mod tests {
         }
         assert!(SUPPORT_FAQ_KB.contains("## Resetting your password"));
     }
+
+    #[test]
+    fn the_module_doc_example_is_a_valid_flow() {
+        let doc = include_str!("mod.rs");
+        let json: String = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```json"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| l.trim_start_matches("//!"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let flow = Flow::parse(&json).expect("the documented example parses");
+        assert_eq!(flow.warnings(), &[]);
+    }
 }
