@@ -37,12 +37,12 @@
 //!
 //! - [`model`]: the document ([`Flow`], [`Node`], [`Edge`], [`Outcome`]) and
 //!   [`Flow::parse`], which parses and validates into a [`ValidFlow`].
-//! - [`validate`]: every problem in a flow, with a machine code.
+//! - [`mod@validate`]: every problem in a flow, with a machine code.
 //! - [`template`]: `{{variable}}` text templates.
 //! - [`collect`]: checking answers: digits, yes/no, numbers, dates and times.
 //! - [`run`]: [`FlowRun`], the sans-IO, deterministic execution of one call.
 //! - [`brain`]: [`FlowBrain`], a [`crate::brain::Brain`] over a flow and its services.
-//! - [`templates`]: the built-in flows.
+//! - [`mod@templates`]: the built-in flows.
 
 pub mod brain;
 pub mod collect;

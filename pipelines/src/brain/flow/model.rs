@@ -4,7 +4,7 @@
 //! explicit list of `edges` between them, each edge labelled with the
 //! [`Outcome`] of its source node that selects it. Parsing is strict
 //! (`deny_unknown_fields`) and names the JSON path of the first mistake;
-//! [`Flow::parse`] also runs [`super::validate`] and only hands back a
+//! [`Flow::parse`] also runs [`super::validate()`] and only hands back a
 //! [`ValidFlow`] when there are no errors.
 
 use std::collections::{BTreeMap, HashMap};
