@@ -1070,3 +1070,52 @@ fn analysis_suggests_the_lines_on_the_open_branches() {
     let r = call.say(dtmf("12"));
     assert!(r.analysis.unwrap().intent.is_none());
 }
+
+#[test]
+fn barge_in_during_a_model_turn_abandons_it() {
+    let (open, gate) = crossbeam_channel::bounded::<()>(1);
+    let (mut call, llm) = chat_with(ScriptedLlm {
+        pieces: vec!["First answer.", " More of the first."],
+        gate_after: Some(1),
+        gate: Mutex::new(Some(gate)),
+        ..Default::default()
+    });
+    let (tx1, rx1) = crossbeam_channel::unbounded();
+    call.brain
+        .respond(&call.conv, &speech("question one"), BrainSink::new(1, tx1));
+    loop {
+        match rx1
+            .recv_timeout(Duration::from_secs(5))
+            .expect("first piece")
+            .1
+        {
+            BrainChunk::Text(t) => {
+                assert_eq!(t, "First answer.");
+                break;
+            }
+            BrainChunk::Analysis(_) | BrainChunk::Action(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    // The caller interrupts: a new reply asks the model again (no gate now).
+    let r = call.say(speech("actually, question two"));
+    assert_eq!(
+        r.text, "First answer. More of the first. Anything else?",
+        "the second model turn streams in full"
+    );
+    assert_eq!(llm.requests.lock().unwrap().len(), 2);
+    // The first turn's worker stops at its next token and drops its sink:
+    // nothing more arrives on the first reply.
+    open.send(()).unwrap();
+    loop {
+        match rx1.recv_timeout(Duration::from_secs(5)) {
+            Ok((_, chunk)) => panic!("stale reply kept going: {chunk:?}"),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let trace = call.brain.run().trace().to_vec();
+    assert!(trace
+        .iter()
+        .any(|t| t.event == "effect 1 abandoned: the caller spoke"));
+}
