@@ -360,7 +360,14 @@ pub fn parse_yes_no(text: &str) -> Option<bool> {
     if UNSURE.iter().any(|p| has(p)) {
         return None;
     }
-    const YES_PHRASES: [&str; 12] = [
+    const YES_PHRASES: [&str; 19] = [
+        "i'd love",
+        "love to",
+        "let's do it",
+        "go for it",
+        "i'd like that",
+        "uh huh",
+        "mm hmm",
         "no problem",
         "not a problem",
         "why not",
@@ -840,6 +847,44 @@ pub fn parse_date_time(text: &str, today: CalendarDate, day_first: bool) -> Opti
                 }
             }
         }
+        // "half past three", "quarter past 10", "quarter to four".
+        if matches!(w, "half" | "quarter") && matches!(next, Some("past") | Some("to")) {
+            if let Some(h) = next2.and_then(hour_word).filter(|h| (1..=12).contains(h)) {
+                let (mut h, m) = match (w, next) {
+                    ("half", Some("past")) => (h, 30),
+                    ("quarter", Some("past")) => (h, 15),
+                    ("quarter", _) => ((h + 10) % 12 + 1, 45),
+                    _ => (h, 0),
+                };
+                let mut j = i + 3;
+                match ws.get(j).map(String::as_str) {
+                    Some("pm") => {
+                        if h < 12 {
+                            h += 12;
+                        }
+                        j += 1;
+                    }
+                    Some("am") => {
+                        if h == 12 {
+                            h = 0;
+                        }
+                        j += 1;
+                    }
+                    Some("in") if ws.get(j + 2).map(String::as_str) == Some("morning") => {
+                        j += 3;
+                    }
+                    _ if (1..=7).contains(&h) => h += 12,
+                    _ => {}
+                }
+                if w == "half" && next == Some("to") {
+                    i += 1;
+                    continue;
+                }
+                time = Some((h, m));
+                i = j;
+                continue;
+            }
+        }
         // Times: "3 pm", "3:30", "15:00", "at 3", "three thirty pm", "3 o'clock".
         let colon = w.split_once(':').and_then(|(h, m)| {
             let h: u8 = h.parse().ok()?;
@@ -1085,6 +1130,15 @@ mod tests {
         assert_eq!(
             dt("this Tuesday afternoon").as_deref(),
             Some("2026-11-24 14:00")
+        );
+        assert_eq!(dt("half past three").as_deref(), Some("2026-11-24 15:30"));
+        assert_eq!(
+            dt("friday at quarter to nine").as_deref(),
+            Some("2026-11-27 08:45")
+        );
+        assert_eq!(
+            dt("quarter past 10 pm").as_deref(),
+            Some("2026-11-24 22:15")
         );
         assert_eq!(dt("whenever"), None);
         assert_eq!(dt("I have 3 kids"), None);
