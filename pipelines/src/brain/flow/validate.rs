@@ -835,6 +835,18 @@ mod tests {
     }
 
     #[test]
+    fn problems_serialize_for_the_control_api() {
+        let ps = check(|v| node(v, "q")["max_attempts"] = json!(0));
+        assert_eq!(
+            serde_json::to_value(&ps[0]).unwrap(),
+            json!({
+                "code": "bad_value", "severity": "error", "node": "q", "field": "max_attempts",
+                "message": "node `q` has max_attempts 0; it must be at least 1"
+            })
+        );
+    }
+
+    #[test]
     fn base_flow_is_clean() {
         assert_eq!(check(|_| {}), vec![]);
     }
