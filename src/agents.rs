@@ -4,7 +4,10 @@
 
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Sender};
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
+
+use crate::records::{self, CallLog};
 use tracing::{debug, info, warn};
 use vocelio_codecs::port::MediaPort;
 use vocelio_engine::endpoint::driver::SipHandle;
@@ -54,7 +57,17 @@ impl Agents {
     /// SIP and HTTP come up at once; calls arriving meanwhile wait in the
     /// queue. Without models the agents fall back to an echo (logged), so
     /// SIP and media keep working.
-    pub fn start(models: &ModelDir, sip: SipHandle) -> Result<Agents> {
+    pub fn start(models: &ModelDir, data_dir: &Path, sip: SipHandle) -> Result<Agents> {
+        let calls = match CallLog::open(data_dir) {
+            Ok(log) => {
+                info!(path = %log.path().display(), "finished calls are stored");
+                Some(log)
+            }
+            Err(e) => {
+                warn!(error = %e, "finished calls will not be stored");
+                None
+            }
+        };
         let (tx, rx) = crossbeam_channel::unbounded::<MediaPort>();
         let metrics = Arc::new(OnceLock::new());
         let rt = tokio::runtime::Handle::current();
@@ -70,7 +83,7 @@ impl Agents {
                         let events = runtime.events().clone();
                         if let Err(e) = std::thread::Builder::new()
                             .name("agent-events".into())
-                            .spawn(move || log_events(events, sip, rt))
+                            .spawn(move || log_events(events, sip, rt, calls))
                         {
                             warn!(error = %e, "cannot start the agent event thread");
                         }
@@ -126,7 +139,12 @@ fn sip_call(call_id: &str) -> Option<CallHandle> {
     call_id.strip_prefix("call-")?.parse().ok().map(CallHandle)
 }
 
-fn log_events(events: Receiver<CallEvent>, sip: SipHandle, rt: tokio::runtime::Handle) {
+fn log_events(
+    events: Receiver<CallEvent>,
+    sip: SipHandle,
+    rt: tokio::runtime::Handle,
+    mut calls: Option<CallLog>,
+) {
     while let Ok(ev) = events.recv() {
         match ev {
             CallEvent::Turn { call_id, metrics } => {
@@ -159,7 +177,26 @@ fn log_events(events: Receiver<CallEvent>, sip: SipHandle, rt: tokio::runtime::H
                 None => warn!(call = %call_id, "transfer asked on a call that is not SIP"),
             },
             CallEvent::Error { call_id, error } => warn!(call = %call_id, %error, "agent error"),
-            CallEvent::Ended { call_id, .. } => debug!(call = %call_id, "agent done"),
+            CallEvent::Analysis { call_id, analysis } => debug!(
+                call = %call_id,
+                intent = ?analysis.intent.as_ref().and_then(|m| m.intent.as_deref()),
+                sentiment = analysis.sentiment.score,
+                "turn analysis"
+            ),
+            CallEvent::Ended {
+                call_id,
+                conversation,
+                insights,
+            } => {
+                info!(call = %call_id, outcome = ?insights.outcome, intents = ?insights.intents, sentiment = insights.sentiment, "call ended");
+                if let Some(log) = &mut calls {
+                    if let Err(e) =
+                        log.append(&records::call_record(&call_id, &conversation, &insights))
+                    {
+                        warn!(call = %call_id, error = %e, "cannot store the call record");
+                    }
+                }
+            }
             _ => {}
         }
     }

@@ -4,6 +4,7 @@ mod agents;
 mod bench;
 mod bench_voice;
 mod config;
+mod records;
 mod sip;
 
 use anyhow::{Context, Result};
@@ -205,7 +206,11 @@ async fn serve(config: Config) -> Result<()> {
         MediaEngine::start(media_cfg).context("starting the media plane")?;
     let media_metrics = media.metrics();
     // Every call's media port goes to the voice pipeline (an echo if the models are missing).
-    let agents = Arc::new(agents::Agents::start(&models, sip_handle.clone())?);
+    let agents = Arc::new(agents::Agents::start(
+        &models,
+        &config.storage.data_dir,
+        sip_handle.clone(),
+    )?);
     let agent_ports = agents.sender();
     let (bridge_tx, bridge_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(vocelio_engine::media::bridge::run(
