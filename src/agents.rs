@@ -1,15 +1,16 @@
 //! The agents answering calls: every media port (SIP or Twilio) is served by
-//! the voice pipeline with the agent's brain. Until the brain issue brings
-//! flows and LLMs, every agent runs the built-in demo script.
+//! the voice pipeline with its agent's brain (see [`crate::brains`]).
 
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Sender};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
+use crate::brains::Brains;
 use crate::records::{self, CallLog};
 use tracing::{debug, info, warn};
 use vocelio_codecs::port::MediaPort;
+use vocelio_codecs::port::PortControl;
 use vocelio_engine::endpoint::driver::SipHandle;
 use vocelio_engine::endpoint::CallHandle;
 use vocelio_engine::media::echo::EchoPool;
@@ -57,7 +58,12 @@ impl Agents {
     /// SIP and HTTP come up at once; calls arriving meanwhile wait in the
     /// queue. Without models the agents fall back to an echo (logged), so
     /// SIP and media keep working.
-    pub fn start(models: &ModelDir, data_dir: &Path, sip: SipHandle) -> Result<Agents> {
+    pub fn start(
+        models: &ModelDir,
+        data_dir: &Path,
+        brains: Brains,
+        sip: SipHandle,
+    ) -> Result<Agents> {
         let calls = match CallLog::open(data_dir) {
             Ok(log) => {
                 info!(path = %log.path().display(), "finished calls are stored");
@@ -91,7 +97,7 @@ impl Agents {
                             load_ms = started.elapsed().as_millis() as u64,
                             "voice agents ready (demo script)"
                         );
-                        serve_ports(runtime, rx);
+                        serve_ports(runtime, &brains, rx);
                     }
                     Err(e) => {
                         warn!(error = %e, "voice pipeline unavailable: agents echo the caller until scripts/setup.sh has fetched the models");
@@ -124,11 +130,16 @@ impl Agents {
     }
 }
 
-fn serve_ports(mut runtime: VoiceRuntime, ports: Receiver<MediaPort>) {
+fn serve_ports(mut runtime: VoiceRuntime, brains: &Brains, ports: Receiver<MediaPort>) {
     while let Ok(port) = ports.recv() {
         let agent = port.info.agent.clone();
         let call = port.info.call_id.clone();
-        if let Err(e) = runtime.add_call(port, AgentConfig::new(agent, Box::new(demo_brain()))) {
+        let Some(brain) = brains.brain_for(&agent) else {
+            warn!(%call, %agent, "no such agent: hanging up");
+            let _ = port.control(PortControl::Hangup);
+            continue;
+        };
+        if let Err(e) = runtime.add_call(port, AgentConfig::new(agent, brain)) {
             warn!(%call, error = %e, "the agent could not take the call");
         }
     }

@@ -3,6 +3,7 @@
 mod agents;
 mod bench;
 mod bench_voice;
+mod brains;
 mod config;
 mod records;
 mod sip;
@@ -144,6 +145,30 @@ async fn serve(config: Config) -> Result<()> {
     } else {
         warn!(dir = %config.models.dir.display(), ?missing, "models missing: AI calls cannot run until scripts/setup.sh has fetched them");
     }
+    // Agents: flows are parsed and validated now, so a broken flow or a
+    // route to an unknown agent stops startup with a clear message.
+    let brains = brains::Brains::load(&config)?;
+    let routed = std::iter::once(("sip.default_agent", &config.sip.default_agent))
+        .chain(std::iter::once((
+            "twilio.default_agent",
+            &config.twilio.default_agent,
+        )))
+        .chain(config.sip.numbers.values().map(|a| ("sip.numbers", a)))
+        .chain(
+            config
+                .twilio
+                .numbers
+                .values()
+                .map(|a| ("twilio.numbers", a)),
+        );
+    for (key, agent) in routed {
+        if !agent.is_empty() && !brains.has(agent) {
+            anyhow::bail!(
+                "{key} routes to agent {agent:?}, which does not exist (agents: {})",
+                brains.names().join(", ")
+            );
+        }
+    }
     std::fs::create_dir_all(&config.storage.data_dir).with_context(|| {
         format!(
             "creating storage.data_dir {}",
@@ -209,6 +234,7 @@ async fn serve(config: Config) -> Result<()> {
     let agents = Arc::new(agents::Agents::start(
         &models,
         &config.storage.data_dir,
+        brains,
         sip_handle.clone(),
     )?);
     let agent_ports = agents.sender();

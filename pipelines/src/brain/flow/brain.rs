@@ -226,11 +226,7 @@ impl Brain for FlowBrain {
 
     fn insights(&self, conversation: &Conversation) -> CallInsights {
         let g = lock(&self.shared);
-        insights::summarize(
-            conversation,
-            g.run.intents_seen(),
-            g.run.trace().to_vec(),
-        )
+        insights::summarize(conversation, g.run.intents_seen(), g.run.trace().to_vec())
     }
 }
 
@@ -352,7 +348,11 @@ fn run_llm(
             Err(RecvTimeoutError::Timeout) => {
                 return Some(EffectResult::Llm(Err(LlmError::Timeout {
                     after: timeout,
-                    stage: if text.is_empty() { "first token" } else { "stream" },
+                    stage: if text.is_empty() {
+                        "first token"
+                    } else {
+                        "stream"
+                    },
                 })))
             }
             Err(RecvTimeoutError::Disconnected) => {

@@ -218,11 +218,7 @@ pub fn collect(
                 return Err(CollectError::NotUnderstood { expected: "digits" });
             }
             length(&d)?;
-            let spoken = d
-                .chars()
-                .map(String::from)
-                .collect::<Vec<_>>()
-                .join(" ");
+            let spoken = d.chars().map(String::from).collect::<Vec<_>>().join(" ");
             Ok(Collected { value: d, spoken })
         }
         ValidationKind::YesNo => {
@@ -235,7 +231,9 @@ pub fn collect(
             } else {
                 parse_yes_no(text)
             };
-            let v = if yes.ok_or(CollectError::NotUnderstood { expected: "yes or no" })? {
+            let v = if yes.ok_or(CollectError::NotUnderstood {
+                expected: "yes or no",
+            })? {
                 "yes"
             } else {
                 "no"
@@ -265,8 +263,10 @@ pub fn collect(
             if is_dtmf {
                 return Err(CollectError::WrongInput { got: "dtmf" });
             }
-            let dt = parse_date_time(text, today, ask.day_first)
-                .ok_or(CollectError::NotUnderstood { expected: "date or time" })?;
+            let dt =
+                parse_date_time(text, today, ask.day_first).ok_or(CollectError::NotUnderstood {
+                    expected: "date or time",
+                })?;
             Ok(Collected {
                 value: dt.value(),
                 spoken: dt.spoken(),
@@ -278,7 +278,9 @@ pub fn collect(
 fn words(text: &str) -> Vec<String> {
     text.to_lowercase()
         .split(|c: char| c.is_whitespace() || matches!(c, ',' | '.' | '!' | '?' | ';' | '-'))
-        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'' && c != ':' && c != '/'))
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'' && c != ':' && c != '/')
+        })
         .filter(|w| !w.is_empty())
         .map(str::to_string)
         .collect()
@@ -475,10 +477,7 @@ pub fn parse_number(text: &str) -> Option<i64> {
     let lower = text.to_lowercase();
     let ws: Vec<String> = lower
         .split(|c: char| c.is_whitespace() || c == '-')
-        .map(|w| {
-            w.trim_matches(|c: char| !c.is_alphanumeric())
-                .to_string()
-        })
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_string())
         .filter(|w| !w.is_empty())
         .collect();
     let mut total: i64 = 0;
@@ -635,7 +634,9 @@ fn hour_word(w: &str) -> Option<u8> {
     if let Ok(h) = w.parse::<u8>() {
         return (h <= 23).then_some(h);
     }
-    small_number(w).and_then(|n| u8::try_from(n).ok()).filter(|h| (1..=12).contains(h))
+    small_number(w)
+        .and_then(|n| u8::try_from(n).ok())
+        .filter(|h| (1..=12).contains(h))
 }
 
 /// The first `month`/`day` on or after `from`.
@@ -699,7 +700,10 @@ pub fn parse_date_time(text: &str, today: CalendarDate, day_first: bool) -> Opti
                 continue;
             }
             "in" => {
-                if let (Some(n), Some(unit)) = (next.and_then(|n| parse_number(n).or((n == "a").then_some(1))), next2) {
+                if let (Some(n), Some(unit)) = (
+                    next.and_then(|n| parse_number(n).or((n == "a").then_some(1))),
+                    next2,
+                ) {
                     let days = match unit {
                         "day" | "days" => Some(n),
                         "week" | "weeks" => Some(n * 7),
@@ -796,7 +800,10 @@ pub fn parse_date_time(text: &str, today: CalendarDate, day_first: bool) -> Opti
         }
         // ISO 2026-03-05 (words() split on '-': rebuilt from three numerals).
         if w.len() == 4 && w.chars().all(|c| c.is_ascii_digit()) {
-            if let (Some(m), Some(d)) = (next.and_then(|m| m.parse::<u8>().ok()), next2.and_then(|d| d.parse::<u8>().ok())) {
+            if let (Some(m), Some(d)) = (
+                next.and_then(|m| m.parse::<u8>().ok()),
+                next2.and_then(|d| d.parse::<u8>().ok()),
+            ) {
                 if let (Ok(y), true) = (w.parse::<i32>(), next.is_some_and(|m| m.len() == 2)) {
                     if let Some(found) = CalendarDate::new(y, m, d) {
                         date = Some(found);
@@ -842,11 +849,17 @@ pub fn parse_date_time(text: &str, today: CalendarDate, day_first: bool) -> Opti
             if colon.is_none() {
                 if let Some(mins) = ws
                     .get(j)
-                    .and_then(|x| small_number(x).or_else(|| x.parse::<i64>().ok().filter(|_| x.len() == 2)))
+                    .and_then(|x| {
+                        small_number(x).or_else(|| x.parse::<i64>().ok().filter(|_| x.len() == 2))
+                    })
                     .filter(|v| (10..=59).contains(v))
                 {
                     let mut mins = mins;
-                    if let Some(unit) = ws.get(j + 1).and_then(|x| small_number(x)).filter(|u| (1..=9).contains(u) && mins % 10 == 0) {
+                    if let Some(unit) = ws
+                        .get(j + 1)
+                        .and_then(|x| small_number(x))
+                        .filter(|u| (1..=9).contains(u) && mins % 10 == 0)
+                    {
                         mins += unit;
                         j += 1;
                     }
@@ -861,10 +874,16 @@ pub fn parse_date_time(text: &str, today: CalendarDate, day_first: bool) -> Opti
                     if h < 12 {
                         h += 12;
                     }
-                    j += if ws.get(j + 1).map(String::as_str) == Some("m") { 2 } else { 1 };
+                    j += if ws.get(j + 1).map(String::as_str) == Some("m") {
+                        2
+                    } else {
+                        1
+                    };
                     true
                 }
-                Some("am") | Some("a") if suffix == Some("am") || ws.get(j + 1).map(String::as_str) == Some("m") => {
+                Some("am") | Some("a")
+                    if suffix == Some("am") || ws.get(j + 1).map(String::as_str) == Some("m") =>
+                {
                     if h == 12 {
                         h = 0;
                     }
@@ -881,7 +900,10 @@ pub fn parse_date_time(text: &str, today: CalendarDate, day_first: bool) -> Opti
                 || colon.is_some()
                 || prev == "at"
                 || prev == "around"
-                || matches!(ws.get(i + 1).map(String::as_str), Some("o'clock") | Some("oclock"))
+                || matches!(
+                    ws.get(i + 1).map(String::as_str),
+                    Some("o'clock") | Some("oclock")
+                )
                 || m != 0;
             if timeish {
                 if !explicit && colon.is_none() && (1..=7).contains(&h) {
@@ -960,7 +982,10 @@ mod tests {
         assert_eq!(parse_digits("one two three").as_deref(), Some("123"));
         assert_eq!(parse_digits("it's 4 oh 5").as_deref(), Some("405"));
         assert_eq!(parse_digits("double seven nine").as_deref(), Some("779"));
-        assert_eq!(parse_digits("nine two one oh for").as_deref(), Some("92104"));
+        assert_eq!(
+            parse_digits("nine two one oh for").as_deref(),
+            Some("92104")
+        );
         assert_eq!(parse_digits("I don't know"), None);
         assert_eq!(parse_digits("12345").as_deref(), Some("12345"));
     }
@@ -968,12 +993,31 @@ mod tests {
     #[test]
     fn yes_no_phrasings() {
         for y in [
-            "yes", "Yeah.", "yep", "sure", "that's right", "Of course!", "okay", "no problem",
-            "absolutely", "yes please", "correct", "sounds good",
+            "yes",
+            "Yeah.",
+            "yep",
+            "sure",
+            "that's right",
+            "Of course!",
+            "okay",
+            "no problem",
+            "absolutely",
+            "yes please",
+            "correct",
+            "sounds good",
         ] {
             assert_eq!(parse_yes_no(y), Some(true), "{y}");
         }
-        for n in ["no", "Nope.", "nah", "not really", "no thanks", "that's not right", "wrong", "I don't"] {
+        for n in [
+            "no",
+            "Nope.",
+            "nah",
+            "not really",
+            "no thanks",
+            "that's not right",
+            "wrong",
+            "I don't",
+        ] {
             assert_eq!(parse_yes_no(n), Some(false), "{n}");
         }
         for u in ["maybe", "I'm not sure", "purple", ""] {
@@ -986,7 +1030,10 @@ mod tests {
         assert_eq!(parse_number("42"), Some(42));
         assert_eq!(parse_number("about 1,200 dollars"), Some(1200));
         assert_eq!(parse_number("twenty-one"), Some(21));
-        assert_eq!(parse_number("two thousand three hundred and forty five"), Some(2345));
+        assert_eq!(
+            parse_number("two thousand three hundred and forty five"),
+            Some(2345)
+        );
         assert_eq!(parse_number("a hundred"), Some(100));
         assert_eq!(parse_number("five hundred employees"), Some(500));
         assert_eq!(parse_number("fifteen"), Some(15));
@@ -999,25 +1046,42 @@ mod tests {
 
     #[test]
     fn dates_and_times() {
-        assert_eq!(dt("next Tuesday at 3 pm").as_deref(), Some("2026-12-01 15:00"));
+        assert_eq!(
+            dt("next Tuesday at 3 pm").as_deref(),
+            Some("2026-12-01 15:00")
+        );
         assert_eq!(dt("tomorrow morning").as_deref(), Some("2026-11-25 09:00"));
         assert_eq!(dt("March 5th").as_deref(), Some("2027-03-05"));
         assert_eq!(dt("the 5th of December").as_deref(), Some("2026-12-05"));
         assert_eq!(dt("5/3").as_deref(), Some("2027-05-03"));
         assert_eq!(
-            parse_date_time("5/3", today(), true).map(|x| x.value()).as_deref(),
+            parse_date_time("5/3", today(), true)
+                .map(|x| x.value())
+                .as_deref(),
             Some("2027-03-05")
         );
         assert_eq!(dt("12/24 at 10:30 am").as_deref(), Some("2026-12-24 10:30"));
         assert_eq!(dt("friday at 3").as_deref(), Some("2026-11-27 15:00"));
         assert_eq!(dt("thursday 9am").as_deref(), Some("2026-11-26 09:00"));
         assert_eq!(dt("tomorrow at noon").as_deref(), Some("2026-11-25 12:00"));
-        assert_eq!(dt("at three thirty pm").as_deref(), Some("2026-11-24 15:30"));
-        assert_eq!(dt("2026-12-10 at 14:15").as_deref(), Some("2026-12-10 14:15"));
+        assert_eq!(
+            dt("at three thirty pm").as_deref(),
+            Some("2026-11-24 15:30")
+        );
+        assert_eq!(
+            dt("2026-12-10 at 14:15").as_deref(),
+            Some("2026-12-10 14:15")
+        );
         assert_eq!(dt("in two days").as_deref(), Some("2026-11-26"));
-        assert_eq!(dt("December the twenty first").as_deref(), Some("2026-12-21"));
+        assert_eq!(
+            dt("December the twenty first").as_deref(),
+            Some("2026-12-21")
+        );
         assert_eq!(dt("Tuesday").as_deref(), Some("2026-12-01"));
-        assert_eq!(dt("this Tuesday afternoon").as_deref(), Some("2026-11-24 14:00"));
+        assert_eq!(
+            dt("this Tuesday afternoon").as_deref(),
+            Some("2026-11-24 14:00")
+        );
         assert_eq!(dt("whenever"), None);
         assert_eq!(dt("I have 3 kids"), None);
         let x = parse_date_time("next Tuesday at 3 pm", today(), false).unwrap();

@@ -20,6 +20,8 @@ pub mod validate;
 pub use brain::{FlowBrain, FlowServices};
 pub use collect::CalendarDate;
 pub use model::{Edge, Flow, FlowError, Node, NodeType, Outcome, ValidFlow, ValidationKind};
-pub use run::{Effect, EffectId, EffectRequest, EffectResult, FlowContext, FlowOutput, FlowRun, RunStatus};
+pub use run::{
+    Effect, EffectId, EffectRequest, EffectResult, FlowContext, FlowOutput, FlowRun, RunStatus,
+};
 pub use templates::templates;
 pub use validate::{validate, FlowProblem, ProblemCode, Severity};

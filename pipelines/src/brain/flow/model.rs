@@ -581,7 +581,9 @@ impl Outcome {
                         .iter()
                         .find_map(|op| ops.strip_prefix(op).map(|v| (*op, v.trim())))?;
                     let test = match op {
-                        "=" => VarTest::OneOf(value.split('|').map(|v| v.trim().to_string()).collect()),
+                        "=" => {
+                            VarTest::OneOf(value.split('|').map(|v| v.trim().to_string()).collect())
+                        }
                         _ => {
                             let n: i64 = value.parse().ok()?;
                             VarTest::Compare(
@@ -847,9 +849,12 @@ impl ValidFlow {
                 out[f].push((ei, o, t));
             }
         }
-        let start = index.get(&flow.start).copied().ok_or_else(|| FlowError::Invalid {
-            problems: problems.clone(),
-        })?;
+        let start = index
+            .get(&flow.start)
+            .copied()
+            .ok_or_else(|| FlowError::Invalid {
+                problems: problems.clone(),
+            })?;
         Ok(ValidFlow {
             flow,
             index,

@@ -133,8 +133,15 @@ pub enum RunStatus {
 #[derive(Debug, Clone, PartialEq)]
 enum State {
     NotStarted,
-    Waiting { node: usize, attempts: u32 },
-    Awaiting { node: usize, id: EffectId, arguments: String },
+    Waiting {
+        node: usize,
+        attempts: u32,
+    },
+    Awaiting {
+        node: usize,
+        id: EffectId,
+        arguments: String,
+    },
     Ended,
 }
 
@@ -274,7 +281,8 @@ impl FlowRun {
             TurnInput::Dtmf { digits, .. } => digits.clone(),
             _ => text.clone(),
         };
-        self.vars.insert("last_input".into(), self.last_input.clone());
+        self.vars
+            .insert("last_input".into(), self.last_input.clone());
         self.last_sentiment = (ctx.sentiment)(if speech { &text } else { "" });
         let label = match self.last_sentiment.label {
             SentimentLabel::Negative => "negative",
@@ -313,7 +321,10 @@ impl FlowRun {
             State::Waiting { node, attempts } => match self.flow.node(node).clone() {
                 Node::Ask(ask) => match collect::collect(&ask, input, ctx.today) {
                     Ok(c) => {
-                        self.step(node, format!("input accepted: {}={}", ask.variable, c.value));
+                        self.step(
+                            node,
+                            format!("input accepted: {}={}", ask.variable, c.value),
+                        );
                         self.vars
                             .insert(format!("{}_spoken", ask.variable), c.spoken.clone());
                         self.set_var(&ask.variable, c.value, &mut out, true);
@@ -625,7 +636,10 @@ impl FlowRun {
                 }
             }
         }
-        self.step(node, "stopped: too many steps without waiting for the caller");
+        self.step(
+            node,
+            "stopped: too many steps without waiting for the caller",
+        );
         self.state = State::Ended;
     }
 

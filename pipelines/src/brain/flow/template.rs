@@ -76,7 +76,10 @@ mod tests {
     fn renders_and_lists_variables() {
         let mut vars = BTreeMap::new();
         vars.insert("name".to_string(), "Ada".to_string());
-        assert_eq!(render("Hi {{ name }}, {{missing}}ok {{", &vars), "Hi Ada, ok {{");
+        assert_eq!(
+            render("Hi {{ name }}, {{missing}}ok {{", &vars),
+            "Hi Ada, ok {{"
+        );
         assert_eq!(variables("{{a}} and {{ b }} {{}} {{c"), vec!["a", "b"]);
         let j = serde_json::json!({"who": "{{name}}", "n": 3, "l": ["{{name}}"]});
         assert_eq!(

@@ -118,8 +118,7 @@ impl Problems {
 
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')
 }
 
@@ -262,7 +261,11 @@ pub fn validate(flow: &Flow) -> Vec<FlowProblem> {
                 ProblemCode::UnknownNode,
                 ei,
                 Some("from"),
-                format!("edge `{}` leaves node `{}`, which does not exist", e.name(), e.from),
+                format!(
+                    "edge `{}` leaves node `{}`, which does not exist",
+                    e.name(),
+                    e.from
+                ),
             );
         }
         if to.is_none() {
@@ -270,7 +273,11 @@ pub fn validate(flow: &Flow) -> Vec<FlowProblem> {
                 ProblemCode::UnknownNode,
                 ei,
                 Some("to"),
-                format!("edge `{}` goes to node `{}`, which does not exist", e.name(), e.to),
+                format!(
+                    "edge `{}` goes to node `{}`, which does not exist",
+                    e.name(),
+                    e.to
+                ),
             );
         }
         let Some(f) = from else { continue };
@@ -511,7 +518,10 @@ fn check_fields(n: &Node, p: &mut Problems) {
                 ProblemCode::MissingField,
                 id,
                 Some(field),
-                format!("{} node `{id}` needs a non-empty `{field}`", n.node_type().as_str()),
+                format!(
+                    "{} node `{id}` needs a non-empty `{field}`",
+                    n.node_type().as_str()
+                ),
             );
         }
     };
@@ -599,7 +609,10 @@ fn check_fields(n: &Node, p: &mut Problems) {
                     ProblemCode::BadValue,
                     id,
                     Some("min_score"),
-                    format!("node `{id}` has min_score {}; it must be -1..=1", k.min_score),
+                    format!(
+                        "node `{id}` has min_score {}; it must be -1..=1",
+                        k.min_score
+                    ),
                 );
             }
         }
@@ -642,7 +655,10 @@ fn check_fields(n: &Node, p: &mut Problems) {
                     ProblemCode::InvalidUrl,
                     id,
                     Some("url"),
-                    format!("node `{id}` has url `{}`; expected http(s)://host/...", t.url),
+                    format!(
+                        "node `{id}` has url `{}`; expected http(s)://host/...",
+                        t.url
+                    ),
                 );
             }
             if !t.arguments.is_object() {
@@ -826,7 +842,10 @@ mod tests {
     #[test]
     fn unsupported_version() {
         let ps = check(|v| v["version"] = json!(2));
-        assert_eq!(has(&ps, ProblemCode::UnsupportedVersion).field.as_deref(), Some("version"));
+        assert_eq!(
+            has(&ps, ProblemCode::UnsupportedVersion).field.as_deref(),
+            Some("version")
+        );
     }
 
     #[test]
@@ -845,7 +864,9 @@ mod tests {
                 .unwrap()
                 .push(json!({"name": "billing", "examples": []}))
         });
-        assert!(has(&ps, ProblemCode::DuplicateId).message.contains("billing"));
+        assert!(has(&ps, ProblemCode::DuplicateId)
+            .message
+            .contains("billing"));
     }
 
     #[test]
@@ -865,7 +886,10 @@ mod tests {
     #[test]
     fn unreachable_node() {
         let ps = check(|v| push_node(v, json!({"id": "island", "type": "hangup"})));
-        assert_eq!(has(&ps, ProblemCode::UnreachableNode).node.as_deref(), Some("island"));
+        assert_eq!(
+            has(&ps, ProblemCode::UnreachableNode).node.as_deref(),
+            Some("island")
+        );
     }
 
     #[test]
@@ -895,7 +919,13 @@ mod tests {
             )
         });
         assert_eq!(has(&ps, ProblemCode::DeadEnd).node.as_deref(), Some("t"));
-        let ps = check(|v| between(v, json!({"id": "l", "type": "llm", "instructions": "Be nice."}), &[]));
+        let ps = check(|v| {
+            between(
+                v,
+                json!({"id": "l", "type": "llm", "instructions": "Be nice."}),
+                &[],
+            )
+        });
         assert_eq!(has(&ps, ProblemCode::DeadEnd).node.as_deref(), Some("l"));
     }
 
@@ -907,7 +937,13 @@ mod tests {
 
     #[test]
     fn bad_outcome_labels() {
-        for (i, label) in [(1, json!("yes")), (0, json!("ok")), (3, json!("sentiment:angry")), (3, json!("var:=x")), (3, json!("var:n>ten"))] {
+        for (i, label) in [
+            (1, json!("yes")),
+            (0, json!("ok")),
+            (3, json!("sentiment:angry")),
+            (3, json!("var:=x")),
+            (3, json!("var:n>ten")),
+        ] {
             let ps = check(|v| v["edges"][i]["on"] = label.clone());
             let p = has(&ps, ProblemCode::BadOutcome);
             assert_eq!(p.edge, Some(i), "{label}");
@@ -939,41 +975,79 @@ mod tests {
         let ps = check(|v| {
             v["edges"][3]["to"] = json!("q");
         });
-        assert!(ps.iter().all(|p| p.code != ProblemCode::LoopWithoutInput), "{ps:#?}");
+        assert!(
+            ps.iter().all(|p| p.code != ProblemCode::LoopWithoutInput),
+            "{ps:#?}"
+        );
     }
 
     #[test]
     fn missing_fields() {
         let ps = check(|v| node(v, "q")["prompt"] = json!("  "));
         let p = has(&ps, ProblemCode::MissingField);
-        assert_eq!((p.node.as_deref(), p.field.as_deref()), (Some("q"), Some("prompt")));
+        assert_eq!(
+            (p.node.as_deref(), p.field.as_deref()),
+            (Some("q"), Some("prompt"))
+        );
         let ps = check(|v| node(v, "q")["variable"] = json!(""));
-        assert_eq!(has(&ps, ProblemCode::MissingField).field.as_deref(), Some("variable"));
+        assert_eq!(
+            has(&ps, ProblemCode::MissingField).field.as_deref(),
+            Some("variable")
+        );
         let ps = check(|v| node(v, "hello")["text"] = json!(""));
-        assert_eq!(has(&ps, ProblemCode::MissingField).node.as_deref(), Some("hello"));
+        assert_eq!(
+            has(&ps, ProblemCode::MissingField).node.as_deref(),
+            Some("hello")
+        );
         let ps = check(|v| v["name"] = json!(""));
-        assert_eq!(has(&ps, ProblemCode::MissingField).field.as_deref(), Some("name"));
+        assert_eq!(
+            has(&ps, ProblemCode::MissingField).field.as_deref(),
+            Some("name")
+        );
         let ps = check(|v| {
             between(v, json!({"id": "x", "type": "transfer", "target": ""}), &[]);
             v["edges"].as_array_mut().unwrap().pop();
         });
-        assert_eq!(has(&ps, ProblemCode::MissingField).field.as_deref(), Some("target"));
+        assert_eq!(
+            has(&ps, ProblemCode::MissingField).field.as_deref(),
+            Some("target")
+        );
         let ps = check(|v| {
-            between(v, json!({"id": "t", "type": "tool", "tool": "", "url": "https://a.example"}), &["ok"])
+            between(
+                v,
+                json!({"id": "t", "type": "tool", "tool": "", "url": "https://a.example"}),
+                &["ok"],
+            )
         });
-        assert_eq!(has(&ps, ProblemCode::MissingField).field.as_deref(), Some("tool"));
+        assert_eq!(
+            has(&ps, ProblemCode::MissingField).field.as_deref(),
+            Some("tool")
+        );
     }
 
     #[test]
     fn bad_values() {
         let ps = check(|v| node(v, "q")["max_attempts"] = json!(0));
-        assert_eq!(has(&ps, ProblemCode::BadValue).field.as_deref(), Some("max_attempts"));
+        assert_eq!(
+            has(&ps, ProblemCode::BadValue).field.as_deref(),
+            Some("max_attempts")
+        );
         let ps = check(|v| node(v, "q")["variable"] = json!("my var"));
-        assert_eq!(has(&ps, ProblemCode::BadValue).field.as_deref(), Some("variable"));
+        assert_eq!(
+            has(&ps, ProblemCode::BadValue).field.as_deref(),
+            Some("variable")
+        );
         let ps = check(|v| {
-            between(v, json!({"id": "k", "type": "kb_answer", "min_score": 2.0}), &["found", "not_found"])
+            between(
+                v,
+                json!({"id": "k", "type": "kb_answer", "min_score": 2.0}),
+                &["found", "not_found"],
+            )
         });
-        assert_eq!(has(&ps, ProblemCode::BadValue).field.as_deref(), Some("min_score"));
+        assert_eq!(
+            has(&ps, ProblemCode::BadValue).field.as_deref(),
+            Some("min_score")
+        );
         let ps = check(|v| {
             between(
                 v,
@@ -982,10 +1056,23 @@ mod tests {
                 &["ok"],
             )
         });
-        let fields: Vec<_> = ps.iter().filter(|p| p.code == ProblemCode::BadValue).filter_map(|p| p.field.as_deref()).collect();
+        let fields: Vec<_> = ps
+            .iter()
+            .filter(|p| p.code == ProblemCode::BadValue)
+            .filter_map(|p| p.field.as_deref())
+            .collect();
         assert_eq!(fields, vec!["arguments", "save"]);
-        let ps = check(|v| between(v, json!({"id": "l", "type": "llm", "instructions": "x", "max_tokens": 0}), &["ok"]));
-        assert_eq!(has(&ps, ProblemCode::BadValue).field.as_deref(), Some("max_tokens"));
+        let ps = check(|v| {
+            between(
+                v,
+                json!({"id": "l", "type": "llm", "instructions": "x", "max_tokens": 0}),
+                &["ok"],
+            )
+        });
+        assert_eq!(
+            has(&ps, ProblemCode::BadValue).field.as_deref(),
+            Some("max_tokens")
+        );
     }
 
     #[test]
@@ -998,9 +1085,16 @@ mod tests {
                     &["ok"],
                 )
             });
-            assert_eq!(has(&ps, ProblemCode::BadTimeout).field.as_deref(), Some("timeout_ms"));
+            assert_eq!(
+                has(&ps, ProblemCode::BadTimeout).field.as_deref(),
+                Some("timeout_ms")
+            );
             let ps = check(|v| {
-                between(v, json!({"id": "l", "type": "llm", "instructions": "x", "timeout_ms": ms}), &["ok"])
+                between(
+                    v,
+                    json!({"id": "l", "type": "llm", "instructions": "x", "timeout_ms": ms}),
+                    &["ok"],
+                )
             });
             assert_eq!(has(&ps, ProblemCode::BadTimeout).node.as_deref(), Some("l"));
         }
@@ -1008,13 +1102,31 @@ mod tests {
 
     #[test]
     fn invalid_urls() {
-        for url in ["ftp://x.example", "https://", "not a url", "http://exa mple.com/x", "https://host:99999/"] {
+        for url in [
+            "ftp://x.example",
+            "https://",
+            "not a url",
+            "http://exa mple.com/x",
+            "https://host:99999/",
+        ] {
             let ps = check(|v| {
-                between(v, json!({"id": "t", "type": "tool", "tool": "x", "url": url}), &["ok"])
+                between(
+                    v,
+                    json!({"id": "t", "type": "tool", "tool": "x", "url": url}),
+                    &["ok"],
+                )
             });
-            assert_eq!(has(&ps, ProblemCode::InvalidUrl).node.as_deref(), Some("t"), "{url}");
+            assert_eq!(
+                has(&ps, ProblemCode::InvalidUrl).node.as_deref(),
+                Some("t"),
+                "{url}"
+            );
         }
-        for url in ["https://api.example.com/v1/{{id}}", "http://10.0.0.1:8080/hook", "https://[::1]:443/x"] {
+        for url in [
+            "https://api.example.com/v1/{{id}}",
+            "http://10.0.0.1:8080/hook",
+            "https://[::1]:443/x",
+        ] {
             assert!(valid_url(url), "{url}");
         }
     }
@@ -1027,14 +1139,20 @@ mod tests {
             q["min_length"] = json!(6);
             q["max_length"] = json!(4);
         });
-        assert_eq!(has(&ps, ProblemCode::BadRange).field.as_deref(), Some("min_length"));
+        assert_eq!(
+            has(&ps, ProblemCode::BadRange).field.as_deref(),
+            Some("min_length")
+        );
         let ps = check(|v| {
             let q = node(v, "q");
             q["validate"] = json!("number");
             q["min"] = json!(10);
             q["max"] = json!(1);
         });
-        assert_eq!(has(&ps, ProblemCode::BadRange).field.as_deref(), Some("min"));
+        assert_eq!(
+            has(&ps, ProblemCode::BadRange).field.as_deref(),
+            Some("min")
+        );
     }
 
     #[test]
@@ -1056,7 +1174,9 @@ mod tests {
 
     #[test]
     fn undefined_variables_are_warnings() {
-        let ps = check(|v| node(v, "hello")["text"] = json!("Hi {{first_name}}, {{name_spoken}} {{today}}"));
+        let ps = check(|v| {
+            node(v, "hello")["text"] = json!("Hi {{first_name}}, {{name_spoken}} {{today}}")
+        });
         assert_eq!(ps.len(), 1, "{ps:#?}");
         let p = &ps[0];
         assert_eq!(p.code, ProblemCode::UndefinedVariable);
@@ -1074,13 +1194,22 @@ mod tests {
     #[test]
     fn acting_before_first_input() {
         let ps = check(|v| {
-            push_node(v, json!({"id": "t", "type": "tool", "tool": "x", "url": "https://a.example"}));
+            push_node(
+                v,
+                json!({"id": "t", "type": "tool", "tool": "x", "url": "https://a.example"}),
+            );
             v["start"] = json!("t");
             push_edge(v, json!({"from": "t", "to": "hello", "on": "ok"}));
         });
-        assert_eq!(has(&ps, ProblemCode::ActsBeforeInput).node.as_deref(), Some("t"));
+        assert_eq!(
+            has(&ps, ProblemCode::ActsBeforeInput).node.as_deref(),
+            Some("t")
+        );
         let ps = check(|v| v["edges"][0]["to"] = json!("bye"));
-        assert_eq!(has(&ps, ProblemCode::ActsBeforeInput).node.as_deref(), Some("bye"));
+        assert_eq!(
+            has(&ps, ProblemCode::ActsBeforeInput).node.as_deref(),
+            Some("bye")
+        );
     }
 
     #[test]
@@ -1128,7 +1257,10 @@ mod tests {
             v.as_object_mut().unwrap().remove("start");
         });
         assert_eq!(p, ".");
-        assert!(matches!(Flow::parse("{ not json"), Err(FlowError::Parse { .. })));
+        assert!(matches!(
+            Flow::parse("{ not json"),
+            Err(FlowError::Parse { .. })
+        ));
         let (p, _) = path(&|v| v["intents"][0]["examples"] = json!("one"));
         assert_eq!(p, "intents[0].examples");
     }
