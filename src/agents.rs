@@ -1,12 +1,16 @@
 //! The agents answering calls: every media port (SIP or Twilio) is served by
-//! the voice pipeline with the agent's brain. Until the brain issue brings
-//! flows and LLMs, every agent runs the built-in demo script.
+//! the voice pipeline with its agent's brain (see [`crate::brains`]).
 
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Sender};
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
+
+use crate::brains::Brains;
+use crate::records::{self, CallLog};
 use tracing::{debug, info, warn};
 use vocelio_codecs::port::MediaPort;
+use vocelio_codecs::port::PortControl;
 use vocelio_engine::endpoint::driver::SipHandle;
 use vocelio_engine::endpoint::CallHandle;
 use vocelio_engine::media::echo::EchoPool;
@@ -54,7 +58,22 @@ impl Agents {
     /// SIP and HTTP come up at once; calls arriving meanwhile wait in the
     /// queue. Without models the agents fall back to an echo (logged), so
     /// SIP and media keep working.
-    pub fn start(models: &ModelDir, sip: SipHandle) -> Result<Agents> {
+    pub fn start(
+        models: &ModelDir,
+        data_dir: &Path,
+        brains: Brains,
+        sip: SipHandle,
+    ) -> Result<Agents> {
+        let calls = match CallLog::open(data_dir) {
+            Ok(log) => {
+                info!(path = %log.path().display(), "finished calls are stored");
+                Some(log)
+            }
+            Err(e) => {
+                warn!(error = %e, "finished calls will not be stored");
+                None
+            }
+        };
         let (tx, rx) = crossbeam_channel::unbounded::<MediaPort>();
         let metrics = Arc::new(OnceLock::new());
         let rt = tokio::runtime::Handle::current();
@@ -70,7 +89,7 @@ impl Agents {
                         let events = runtime.events().clone();
                         if let Err(e) = std::thread::Builder::new()
                             .name("agent-events".into())
-                            .spawn(move || log_events(events, sip, rt))
+                            .spawn(move || log_events(events, sip, rt, calls))
                         {
                             warn!(error = %e, "cannot start the agent event thread");
                         }
@@ -78,7 +97,7 @@ impl Agents {
                             load_ms = started.elapsed().as_millis() as u64,
                             "voice agents ready (demo script)"
                         );
-                        serve_ports(runtime, rx);
+                        serve_ports(runtime, &brains, rx);
                     }
                     Err(e) => {
                         warn!(error = %e, "voice pipeline unavailable: agents echo the caller until scripts/setup.sh has fetched the models");
@@ -111,11 +130,16 @@ impl Agents {
     }
 }
 
-fn serve_ports(mut runtime: VoiceRuntime, ports: Receiver<MediaPort>) {
+fn serve_ports(mut runtime: VoiceRuntime, brains: &Brains, ports: Receiver<MediaPort>) {
     while let Ok(port) = ports.recv() {
         let agent = port.info.agent.clone();
         let call = port.info.call_id.clone();
-        if let Err(e) = runtime.add_call(port, AgentConfig::new(agent, Box::new(demo_brain()))) {
+        let Some(brain) = brains.brain_for(&agent) else {
+            warn!(%call, %agent, "no such agent: hanging up");
+            let _ = port.control(PortControl::Hangup);
+            continue;
+        };
+        if let Err(e) = runtime.add_call(port, AgentConfig::new(agent, brain)) {
             warn!(%call, error = %e, "the agent could not take the call");
         }
     }
@@ -126,7 +150,12 @@ fn sip_call(call_id: &str) -> Option<CallHandle> {
     call_id.strip_prefix("call-")?.parse().ok().map(CallHandle)
 }
 
-fn log_events(events: Receiver<CallEvent>, sip: SipHandle, rt: tokio::runtime::Handle) {
+fn log_events(
+    events: Receiver<CallEvent>,
+    sip: SipHandle,
+    rt: tokio::runtime::Handle,
+    mut calls: Option<CallLog>,
+) {
     while let Ok(ev) = events.recv() {
         match ev {
             CallEvent::Turn { call_id, metrics } => {
@@ -159,7 +188,26 @@ fn log_events(events: Receiver<CallEvent>, sip: SipHandle, rt: tokio::runtime::H
                 None => warn!(call = %call_id, "transfer asked on a call that is not SIP"),
             },
             CallEvent::Error { call_id, error } => warn!(call = %call_id, %error, "agent error"),
-            CallEvent::Ended { call_id, .. } => debug!(call = %call_id, "agent done"),
+            CallEvent::Analysis { call_id, analysis } => debug!(
+                call = %call_id,
+                intent = ?analysis.intent.as_ref().and_then(|m| m.intent.as_deref()),
+                sentiment = analysis.sentiment.score,
+                "turn analysis"
+            ),
+            CallEvent::Ended {
+                call_id,
+                conversation,
+                insights,
+            } => {
+                info!(call = %call_id, outcome = ?insights.outcome, intents = ?insights.intents, sentiment = insights.sentiment, "call ended");
+                if let Some(log) = &mut calls {
+                    if let Err(e) =
+                        log.append(&records::call_record(&call_id, &conversation, &insights))
+                    {
+                        warn!(call = %call_id, error = %e, "cannot store the call record");
+                    }
+                }
+            }
             _ => {}
         }
     }

@@ -17,7 +17,91 @@ pub struct Config {
     pub twilio: Twilio,
     pub storage: Storage,
     pub models: Models,
+    pub brain: BrainModels,
+    /// Agents besides the built-in ones (`demo` and one per flow template:
+    /// `appointment_booking`, `lead_qualification`, `support_faq`); a
+    /// configured agent with a built-in's name replaces it.
+    pub agents: Vec<Agent>,
     pub log: Log,
+}
+
+/// The brain's shared models, loaded once per process.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrainModels {
+    /// Load the sentence-embedding model for intents and knowledge bases
+    /// (without it, intents match their example phrases as words and
+    /// knowledge-base answers find nothing).
+    pub embeddings: bool,
+    /// Load the local LLM for `llm` flow nodes and `provider = "local"` agents.
+    pub local_llm: bool,
+    /// The GGUF file, relative to `models.dir` unless absolute. Drop in a
+    /// bigger model here.
+    pub local_llm_model: PathBuf,
+    /// Threads per local LLM generation.
+    pub llm_threads: usize,
+    /// Local LLM generations run at once (each holds its own context).
+    pub llm_workers: usize,
+}
+
+/// One agent: a flow, or a free-form LLM conversation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    /// What numbers and streams route to.
+    pub name: String,
+    /// A built-in flow template's name, or the path of a flow JSON file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<String>,
+    /// A folder of `.md`/`.txt` documents: the agent's knowledge base (for
+    /// `kb_answer` nodes and as LLM context).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kb: Option<PathBuf>,
+    /// A free-form LLM agent (instead of `flow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<AgentLlm>,
+}
+
+/// A free-form LLM agent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentLlm {
+    /// `local` (the embedded GGUF model) or `openai` (any OpenAI-compatible server).
+    pub provider: String,
+    /// The agent's instructions.
+    pub system_prompt: String,
+    /// Said when the call is answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greeting: Option<String>,
+    /// `openai`: the server's base URL, e.g. `http://127.0.0.1:8080/v1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// `openai`: the model name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// `openai`: the environment variable holding the API key (keys stay
+    /// out of config files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// `openai`: give up on a reply with no first token after this long.
+    #[serde(default = "default_first_token_ms")]
+    pub first_token_timeout_ms: u64,
+}
+
+fn default_first_token_ms() -> u64 {
+    3000
+}
+
+impl Default for BrainModels {
+    fn default() -> Self {
+        BrainModels {
+            embeddings: true,
+            local_llm: true,
+            local_llm_model: PathBuf::from(vocelio_pipelines::models::files::SMOLLM2),
+            llm_threads: 2,
+            llm_workers: 1,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -136,7 +220,7 @@ impl Default for Twilio {
             auth_token: String::new(),
             validate_signatures: true,
             numbers: Default::default(),
-            default_agent: "demo".into(),
+            default_agent: "support_faq".into(),
         }
     }
 }
@@ -194,7 +278,7 @@ impl Default for Sip {
             tcp: true,
             public_addr: None,
             answer_delay_ms: 0,
-            default_agent: "demo".into(),
+            default_agent: "support_faq".into(),
             numbers: Default::default(),
             // Out of the box only this machine may call in.
             trunks: vec![Trunk {
@@ -300,6 +384,54 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        let mut names = std::collections::BTreeSet::new();
+        for a in &self.agents {
+            if a.name.trim().is_empty() {
+                bail!("agents: an agent has an empty name");
+            }
+            if !names.insert(a.name.as_str()) {
+                bail!("agents `{}`: the name is used twice", a.name);
+            }
+            match (&a.flow, &a.llm) {
+                (Some(_), Some(_)) => {
+                    bail!("agents `{}`: give either flow or llm, not both", a.name)
+                }
+                (None, None) => bail!(
+                    "agents `{}`: needs a flow (template name or file) or an llm section",
+                    a.name
+                ),
+                _ => {}
+            }
+            if let Some(l) = &a.llm {
+                match l.provider.as_str() {
+                    "local" => {}
+                    "openai" => {
+                        if l.base_url.as_deref().is_none_or(str::is_empty) {
+                            bail!(
+                                "agents `{}`: llm.provider \"openai\" needs llm.base_url",
+                                a.name
+                            );
+                        }
+                        if l.model.as_deref().is_none_or(str::is_empty) {
+                            bail!(
+                                "agents `{}`: llm.provider \"openai\" needs llm.model",
+                                a.name
+                            );
+                        }
+                    }
+                    other => bail!(
+                        "agents `{}`: llm.provider {other:?} must be \"local\" or \"openai\"",
+                        a.name
+                    ),
+                }
+                if l.system_prompt.trim().is_empty() {
+                    bail!("agents `{}`: llm.system_prompt is empty", a.name);
+                }
+            }
+        }
+        if self.brain.llm_threads == 0 || self.brain.llm_workers == 0 {
+            bail!("brain.llm_threads and brain.llm_workers must be at least 1");
+        }
         if self.rtp.port_min > self.rtp.port_max {
             bail!(
                 "rtp.port_min ({}) is above rtp.port_max ({})",

@@ -3,7 +3,9 @@
 mod agents;
 mod bench;
 mod bench_voice;
+mod brains;
 mod config;
+mod records;
 mod sip;
 
 use anyhow::{Context, Result};
@@ -143,6 +145,30 @@ async fn serve(config: Config) -> Result<()> {
     } else {
         warn!(dir = %config.models.dir.display(), ?missing, "models missing: AI calls cannot run until scripts/setup.sh has fetched them");
     }
+    // Agents: flows are parsed and validated now, so a broken flow or a
+    // route to an unknown agent stops startup with a clear message.
+    let brains = brains::Brains::load(&config)?;
+    let routed = std::iter::once(("sip.default_agent", &config.sip.default_agent))
+        .chain(std::iter::once((
+            "twilio.default_agent",
+            &config.twilio.default_agent,
+        )))
+        .chain(config.sip.numbers.values().map(|a| ("sip.numbers", a)))
+        .chain(
+            config
+                .twilio
+                .numbers
+                .values()
+                .map(|a| ("twilio.numbers", a)),
+        );
+    for (key, agent) in routed {
+        if !agent.is_empty() && !brains.has(agent) {
+            anyhow::bail!(
+                "{key} routes to agent {agent:?}, which does not exist (agents: {})",
+                brains.names().join(", ")
+            );
+        }
+    }
     std::fs::create_dir_all(&config.storage.data_dir).with_context(|| {
         format!(
             "creating storage.data_dir {}",
@@ -205,7 +231,12 @@ async fn serve(config: Config) -> Result<()> {
         MediaEngine::start(media_cfg).context("starting the media plane")?;
     let media_metrics = media.metrics();
     // Every call's media port goes to the voice pipeline (an echo if the models are missing).
-    let agents = Arc::new(agents::Agents::start(&models, sip_handle.clone())?);
+    let agents = Arc::new(agents::Agents::start(
+        &models,
+        &config.storage.data_dir,
+        brains,
+        sip_handle.clone(),
+    )?);
     let agent_ports = agents.sender();
     let (bridge_tx, bridge_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(vocelio_engine::media::bridge::run(

@@ -266,7 +266,10 @@ fn serve_answers_twilio_voice_webhooks_when_enabled() {
         answer.contains(r#"<Stream url="wss://voice.example.test/twilio/media""#),
         "{answer}"
     );
-    assert!(answer.contains(r#"name="agent" value="demo""#), "{answer}");
+    assert!(
+        answer.contains(r#"name="agent" value="support_faq""#),
+        "{answer}"
+    );
 }
 
 #[test]
@@ -300,6 +303,74 @@ fn bad_configuration_stops_startup_naming_the_key() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/v.toml"));
+}
+
+#[test]
+fn bad_agents_stop_startup_with_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    // A flow with a dangling edge and a node nothing reaches.
+    let flow = dir.path().join("broken.json");
+    std::fs::write(
+        &flow,
+        r#"{"id": "broken", "name": "Broken", "start": "hello",
+            "nodes": [
+              {"id": "hello", "type": "say", "text": "Hi."},
+              {"id": "island", "type": "hangup"}
+            ],
+            "edges": [{"from": "hello", "to": "nowhere"}]}"#,
+    )
+    .unwrap();
+    let cfg = dir.path().join("agents.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[agents]]\nname = \"sales\"\nflow = {:?}\n",
+            flow.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = bin()
+        .args(["--config", cfg.to_str().unwrap(), "serve"])
+        .env("VOCELIO__HTTP__LISTEN", "127.0.0.1:0")
+        .env("VOCELIO__SIP__LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("agent sales"), "{err}");
+    assert!(err.contains("nowhere") && err.contains("island"), "{err}");
+
+    // A number routed to an agent that does not exist.
+    let out = bin()
+        .args(["serve"])
+        .env("VOCELIO__SIP__DEFAULT_AGENT", "nobody")
+        .env("VOCELIO__HTTP__LISTEN", "127.0.0.1:0")
+        .env("VOCELIO__SIP__LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sip.default_agent") && err.contains("nobody") && err.contains("support_faq"),
+        "{err}"
+    );
+
+    // Both a flow and an LLM: refused at load, naming the agent.
+    std::fs::write(
+        &cfg,
+        "[[agents]]\nname = \"x\"\nflow = \"support_faq\"\n[agents.llm]\nprovider = \"local\"\nsystem_prompt = \"hi\"\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["--config", cfg.to_str().unwrap(), "config"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("agents `x`") && err.contains("not both"),
+        "{err}"
+    );
 }
 
 #[test]
