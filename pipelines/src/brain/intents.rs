@@ -564,27 +564,46 @@ mod tests {
     }
 
     #[test]
-    fn discriminant_discounts_the_shared_direction() {
-        // Both intents vary a lot along axis 2 (shared topic words) and
-        // differ along axes 0/1. A query far along axis 2 but leaning to
-        // axis 1 belongs to "b" even though it is closer to an "a" example
-        // by plain cosine.
+    fn discriminant_separates_examples_and_reduces_to_nearest_mean() {
         let intents = vec![
-            intent("a", &[&[1.0, 0.0, 2.0], &[1.0, 0.0, -0.5]]),
-            intent("b", &[&[0.0, 1.0, 0.1], &[0.0, 1.0, -0.3]]),
+            intent("a", &[&[1.0, 0.0, 0.0], &[0.6, 0.0, 0.8]]),
+            intent("b", &[&[0.0, 1.0, 0.0], &[0.0, 0.6, 0.8]]),
+            intent("c", &[&[0.0, 0.0, 1.0], &[0.3, 0.3, 0.9]]),
         ];
+        let score = |d: &Discriminant, q: &[f32]| -> Vec<f32> {
+            d.weights
+                .iter()
+                .zip(&d.bias)
+                .map(|(w, b)| dot(w, q) + b)
+                .collect()
+        };
+        let argmax = |s: &[f32]| (0..s.len()).max_by(|&i, &j| s[i].total_cmp(&s[j])).unwrap();
         let d = fit_discriminant(&intents, 0.5);
-        let mut q = vec![0.45, 0.55, 1.8];
-        normalize(&mut q);
-        let s: Vec<f32> = d
-            .weights
-            .iter()
-            .zip(&d.bias)
-            .map(|(w, b)| dot(w, &q) + b)
-            .collect();
-        assert!(s[1] > s[0], "{s:?}");
-        assert!(top_k_mean(&q, &intents[0].examples, 1) > top_k_mean(&q, &intents[1].examples, 1));
         assert!(d.scale > 0.0);
+        for (c, i) in intents.iter().enumerate() {
+            for x in &i.examples {
+                assert_eq!(argmax(&score(&d, x)), c, "{x:?}");
+            }
+        }
+        // Shrinkage 1 is nearest class mean (Euclidean).
+        let d = fit_discriminant(&intents, 1.0);
+        let mut q = vec![0.5, 0.4, 0.7];
+        normalize(&mut q);
+        let s = score(&d, &q);
+        let dist: Vec<f32> = intents
+            .iter()
+            .map(|i| {
+                let n = i.examples.len() as f32;
+                (0..3)
+                    .map(|k| {
+                        let m = i.examples.iter().map(|x| x[k]).sum::<f32>() / n;
+                        (q[k] - m).powi(2)
+                    })
+                    .sum()
+            })
+            .collect();
+        let nearest = (0..3).min_by(|&i, &j| dist[i].total_cmp(&dist[j])).unwrap();
+        assert_eq!(argmax(&s), nearest, "{s:?} {dist:?}");
     }
 
     #[test]
