@@ -262,6 +262,11 @@ fn markdown_heading(line: &str) -> Option<(usize, &str)> {
     (!title.is_empty()).then_some((level, title))
 }
 
+/// The first sentence of `text` (all of it when it has one).
+pub fn first_sentence(text: &str) -> &str {
+    sentences(text).first().copied().unwrap_or("")
+}
+
 /// Sentences of `text`: cut after `.`, `!` or `?` followed by a space.
 fn sentences(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
