@@ -123,9 +123,10 @@ pub struct IntentConfig {
 }
 
 impl Default for IntentConfig {
-    /// Chosen on the `dev` split of `fixtures/brain/intents.json` and by
-    /// leave-one-out over the intents' own examples (see
-    /// `pipelines/tests/intents.rs`), never on the `test` split.
+    /// Chosen on the `dev` split of `fixtures/brain/intents.json` (the sweep
+    /// in `pipelines/tests/intents.rs` prints it) and a leave-one-out check
+    /// over the intents' own examples run on their embeddings while tuning;
+    /// never on the `test` split.
     fn default() -> Self {
         IntentConfig {
             scoring: Scoring::Discriminant { shrinkage: 0.5 },
