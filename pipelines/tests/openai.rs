@@ -615,6 +615,23 @@ fn dropping_the_receiver_cancels_the_request() {
         .expect("server saw the client go away");
 }
 
+#[test]
+fn a_reply_that_never_ends_hits_the_total_deadline() {
+    let server = TestServer::start();
+    server.reply(Reply::Stream(vec![Step::Flood]));
+    let mut config = server.config();
+    config.total_timeout_ms = 200;
+    let evs = events(&OpenAiChat::new(config).unwrap().chat(user("hi")));
+    assert!(evs.len() > 2, "text streamed until the deadline: {evs:?}");
+    assert_eq!(
+        evs.last(),
+        Some(&LlmEvent::Failed(LlmError::Timeout {
+            after: Duration::from_millis(200),
+            stage: "total"
+        }))
+    );
+}
+
 // ---- LlmBrain -----------------------------------------------------------------
 
 #[test]
@@ -826,4 +843,36 @@ fn http_tool_runner_results_and_errors() {
         })
     );
     assert!(format!("{runner:?}").contains("HttpToolRunner"));
+}
+
+#[test]
+fn a_newer_turn_supersedes_and_cancels_the_older_one() {
+    let server = TestServer::start();
+    let (release, hold) = oneshot::channel();
+    server.reply(Reply::Stream(vec![
+        Step::Send(text_chunk("One")),
+        Step::Wait(hold),
+        Step::Send(text_chunk(" more")),
+        Step::Flood,
+    ]));
+    server.reply(reply_of(&["Two."]));
+    let mut b = brain(&server, LlmBrainConfig::new("x"));
+    let conv = Conversation::default();
+    let (tx1, rx1) = crossbeam_channel::unbounded();
+    b.respond(&conv, &speech("first"), BrainSink::new(1, tx1));
+    let first: Vec<_> = (0..2)
+        .map(|_| rx1.recv_timeout(WAIT).expect("first turn starts").1)
+        .collect();
+    assert!(matches!(first[0], BrainChunk::Analysis(_)));
+    assert_eq!(first[1], BrainChunk::Text("One".into()));
+    // The caller barges in: a new turn starts while the first is mid-reply.
+    let second = turn(&mut b, &conv, "second");
+    assert_eq!(spoken(&second), "Two.");
+    release.send(()).unwrap();
+    // The old turn says nothing more, ends, and its request is cancelled.
+    assert_eq!(rx1.recv_timeout(WAIT).map(|c| c.1), Ok(BrainChunk::Done));
+    server
+        .gone
+        .recv_timeout(WAIT)
+        .expect("the superseded request was cancelled");
 }

@@ -155,6 +155,11 @@ impl LlmBrainConfig {
                 field: "max_tokens",
             });
         }
+        if self.turn_timeout_ms == 0 {
+            return Err(LlmBrainConfigError::Empty {
+                field: "turn_timeout_ms",
+            });
+        }
         if !(0.0..=2.0).contains(&self.temperature) {
             return Err(LlmBrainConfigError::Temperature {
                 value: self.temperature,
@@ -313,6 +318,7 @@ struct Turn {
     tools: Option<Arc<dyn ToolRunner>>,
     current: Arc<AtomicU64>,
     me: u64,
+    call_id: String,
     history: Vec<ChatMessage>,
     input: String,
     out: BrainSink,
@@ -466,6 +472,8 @@ impl Turn {
     }
 
     fn run(self) {
+        let span = tracing::debug_span!("llm_turn", call_id = %self.call_id, turn = self.me);
+        let _entered = span.enter();
         let deadline = Instant::now() + Duration::from_millis(self.config.turn_timeout_ms);
         let mut messages = Vec::with_capacity(self.history.len() + 1);
         messages.push(self.system_message());
@@ -555,6 +563,7 @@ impl Brain for LlmBrain {
             tools: self.tools.clone(),
             current: Arc::clone(&self.current),
             me,
+            call_id: conversation.call_id.clone(),
             history,
             input,
             out: out.clone(),
