@@ -55,6 +55,8 @@ enum Reply {
     StallHeaders(oneshot::Receiver<()>),
     /// An error status with this body.
     Status(u16, String),
+    /// 200 with one `application/json` completion (stream ignored).
+    Whole(Value),
 }
 
 /// What a tool webhook does.
@@ -149,6 +151,7 @@ async fn chat(State(st): State<Srv>, headers: HeaderMap, body: Bytes) -> Respons
             let _ = release.await;
             return (StatusCode::SERVICE_UNAVAILABLE, "released").into_response();
         }
+        Some(Reply::Whole(v)) => return axum::Json(v).into_response(),
         Some(Reply::Stream(steps)) => steps,
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
@@ -629,6 +632,27 @@ fn a_reply_that_never_ends_hits_the_total_deadline() {
             after: Duration::from_millis(200),
             stage: "total"
         }))
+    );
+}
+
+#[test]
+fn a_server_ignoring_stream_still_works() {
+    let server = TestServer::start();
+    server.reply(Reply::Whole(json!({
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Whole reply."},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 4, "completion_tokens": 2}
+    })));
+    let evs = events(&server.chat().chat(user("hi")));
+    assert_eq!(
+        evs,
+        vec![
+            LlmEvent::Text("Whole reply.".into()),
+            LlmEvent::Done {
+                tokens: 2,
+                prompt_tokens: Some(4)
+            }
+        ]
     );
 }
 

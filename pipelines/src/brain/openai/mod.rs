@@ -34,6 +34,9 @@ use stream::{CompletionDecoder, Finished};
 /// How much of an error body [`LlmError::Status`] quotes, in bytes.
 const ERROR_BODY_LIMIT: usize = 512;
 
+/// The longest non-streamed completion read, in bytes.
+const WHOLE_REPLY_LIMIT: usize = 4 << 20;
+
 /// The process-wide HTTP runtime: one worker thread (plus tokio's blocking
 /// pool for DNS), created on first use. Model requests and tool webhooks
 /// are tasks on it.
@@ -465,6 +468,15 @@ async fn drive(
         .into());
     }
 
+    let json = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
+    if json {
+        return whole_reply(resp, total_at, d.total, tx).await;
+    }
+
     let mut decoder = CompletionDecoder::new();
     let mut out = Vec::new();
     loop {
@@ -504,6 +516,51 @@ async fn drive(
         }
     }
     Ok(fin?)
+}
+
+/// A server that ignored `stream: true` answered with one JSON completion:
+/// read it whole (bounded, before the total deadline) and pass it on.
+async fn whole_reply(
+    mut resp: reqwest::Response,
+    total_at: Instant,
+    total: Duration,
+    tx: &Sender<LlmEvent>,
+) -> Result<Finished, Stop> {
+    let mut body = Vec::new();
+    loop {
+        match timeout_at(total_at, resp.chunk()).await {
+            Err(_) => {
+                return Err(LlmError::Timeout {
+                    after: total,
+                    stage: "total",
+                }
+                .into())
+            }
+            Ok(Err(e)) => {
+                return Err(LlmError::Connection {
+                    reason: error_chain(&e),
+                }
+                .into())
+            }
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(b))) => {
+                if body.len() + b.len() > WHOLE_REPLY_LIMIT {
+                    return Err(LlmError::Protocol {
+                        reason: format!("completion longer than {WHOLE_REPLY_LIMIT} bytes"),
+                    }
+                    .into());
+                }
+                body.extend_from_slice(&b);
+            }
+        }
+    }
+    let (events, fin) = stream::decode_complete(&body)?;
+    for ev in events {
+        if tx.send(ev).is_err() {
+            return Err(Stop::Cancelled);
+        }
+    }
+    Ok(fin)
 }
 
 #[cfg(test)]

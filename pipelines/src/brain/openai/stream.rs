@@ -316,6 +316,122 @@ impl CompletionDecoder {
     }
 }
 
+#[derive(Debug, Deserialize)]
+struct Complete {
+    #[serde(default)]
+    choices: Vec<CompleteChoice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CompleteChoice {
+    #[serde(default)]
+    index: u32,
+    #[serde(default)]
+    message: Option<CompleteMessage>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CompleteMessage {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<CompleteToolCall>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CompleteToolCall {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<CompleteFunction>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CompleteFunction {
+    #[serde(default)]
+    name: Option<String>,
+    /// A JSON string per the API; some servers send the object itself.
+    #[serde(default)]
+    arguments: Option<serde_json::Value>,
+}
+
+/// Decode a whole non-streamed completion (`application/json`), for servers
+/// that ignore `stream: true`: the text as one piece, then the tool calls.
+pub fn decode_complete(body: &[u8]) -> Result<(Vec<LlmEvent>, Finished), LlmError> {
+    let reply: Complete = serde_json::from_slice(body).map_err(|e| LlmError::Protocol {
+        reason: format!(
+            "malformed completion ({e}): {}",
+            quote(&String::from_utf8_lossy(body))
+        ),
+    })?;
+    if let Some(err) = reply.error {
+        let msg = err
+            .get("message")
+            .and_then(|m| m.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| err.to_string());
+        return Err(LlmError::Protocol {
+            reason: format!("server reported an error: {}", quote(&msg)),
+        });
+    }
+    let message = reply
+        .choices
+        .into_iter()
+        .find(|c| c.index == 0)
+        .and_then(|c| c.message)
+        .ok_or_else(|| LlmError::Protocol {
+            reason: "completion has no message".into(),
+        })?;
+    let mut out = Vec::new();
+    if let Some(text) = message.content.filter(|t| !t.is_empty()) {
+        out.push(LlmEvent::Text(text));
+    }
+    for (i, call) in message
+        .tool_calls
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let f = call.function.ok_or_else(|| LlmError::Protocol {
+            reason: format!("tool call {i} has no function"),
+        })?;
+        let name = f
+            .name
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| LlmError::Protocol {
+                reason: format!("tool call {i} has no function name"),
+            })?;
+        let arguments = match f.arguments {
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s,
+            None | Some(serde_json::Value::Null) | Some(serde_json::Value::String(_)) => {
+                "{}".into()
+            }
+            Some(v) => v.to_string(),
+        };
+        out.push(LlmEvent::ToolCall(ToolCall {
+            id: call
+                .id
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| format!("call_{i}")),
+            name,
+            arguments,
+        }));
+    }
+    let usage = reply.usage;
+    let fin = Finished {
+        tokens: usage
+            .as_ref()
+            .and_then(|u| u.completion_tokens)
+            .unwrap_or(u32::try_from(out.len()).unwrap_or(u32::MAX)),
+        prompt_tokens: usage.and_then(|u| u.prompt_tokens),
+    };
+    Ok((out, fin))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,6 +549,41 @@ mod tests {
         let (_, fin) =
             decode("data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n");
         assert!(fin.is_ok());
+    }
+
+    #[test]
+    fn whole_completion() {
+        let body =
+            br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"Hi.","tool_calls":[
+            {"id":"a","type":"function","function":{"name":"f","arguments":"{\"x\":1}"}},
+            {"function":{"name":"g","arguments":{"y":2}}}]},"finish_reason":"tool_calls"}],
+            "usage":{"prompt_tokens":5,"completion_tokens":7}}"#;
+        let (ev, fin) = decode_complete(body).unwrap();
+        assert_eq!(
+            ev,
+            vec![
+                LlmEvent::Text("Hi.".into()),
+                LlmEvent::ToolCall(ToolCall {
+                    id: "a".into(),
+                    name: "f".into(),
+                    arguments: "{\"x\":1}".into()
+                }),
+                LlmEvent::ToolCall(ToolCall {
+                    id: "call_1".into(),
+                    name: "g".into(),
+                    arguments: "{\"y\":2}".into()
+                }),
+            ]
+        );
+        assert_eq!(
+            fin,
+            Finished {
+                tokens: 7,
+                prompt_tokens: Some(5)
+            }
+        );
+        assert!(decode_complete(b"{\"choices\":[]}").is_err());
+        assert!(decode_complete(b"\xff garbage").is_err());
     }
 
     proptest! {
