@@ -347,8 +347,7 @@ fn spoken(chunks: &[BrainChunk]) -> String {
 }
 
 fn brain(server: &TestServer, config: LlmBrainConfig) -> LlmBrain {
-    config.validate().unwrap();
-    LlmBrain::new(config, server.chat())
+    LlmBrain::new(config, server.chat()).unwrap()
 }
 
 #[derive(Debug)]
@@ -480,7 +479,7 @@ fn slow_first_token_times_out() {
     );
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
     // Headers and a keep-alive, but no token: the brain says its fallback.
-    let mut b = LlmBrain::new(LlmBrainConfig::new("Be brief."), chat);
+    let mut b = LlmBrain::new(LlmBrainConfig::new("Be brief."), chat).unwrap();
     let chunks = turn(&mut b, &Conversation::default(), "hello?");
     assert_eq!(spoken(&chunks), FALLBACK);
     assert!(matches!(chunks[0], BrainChunk::Analysis(_)), "{chunks:?}");

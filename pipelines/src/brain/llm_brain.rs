@@ -242,15 +242,19 @@ pub struct LlmBrain {
 }
 
 impl LlmBrain {
-    /// A brain over `model` (validate `config` first).
-    pub fn new(config: LlmBrainConfig, model: Arc<dyn ChatModel>) -> Self {
-        LlmBrain {
+    /// A brain over `model`, once `config` is valid.
+    pub fn new(
+        config: LlmBrainConfig,
+        model: Arc<dyn ChatModel>,
+    ) -> Result<Self, LlmBrainConfigError> {
+        config.validate()?;
+        Ok(LlmBrain {
             config: Arc::new(config),
             model,
             retriever: None,
             tools: None,
             current: Arc::new(AtomicU64::new(0)),
-        }
+        })
     }
 
     /// Put knowledge-base passages for each caller turn in the prompt.

@@ -37,8 +37,8 @@ const ERROR_BODY_LIMIT: usize = 512;
 /// The longest non-streamed completion read, in bytes.
 const WHOLE_REPLY_LIMIT: usize = 4 << 20;
 
-/// The process-wide HTTP runtime: one worker thread (plus tokio's blocking
-/// pool for DNS), created on first use. Model requests and tool webhooks
+/// The process-wide HTTP runtime: one worker thread (plus up to four
+/// blocking threads for DNS), created on first use. Model requests and tool webhooks
 /// are tasks on it.
 pub fn runtime() -> Result<&'static Runtime, String> {
     static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
@@ -46,6 +46,8 @@ pub fn runtime() -> Result<&'static Runtime, String> {
         .get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
+                // DNS lookups (getaddrinfo) run here; a handful is plenty.
+                .max_blocking_threads(4)
                 .thread_name("vocelio-http")
                 .enable_io()
                 .enable_time()
