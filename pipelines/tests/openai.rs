@@ -899,3 +899,43 @@ fn a_newer_turn_supersedes_and_cancels_the_older_one() {
         .recv_timeout(WAIT)
         .expect("the superseded request was cancelled");
 }
+
+#[test]
+fn agent_config_in_toml() {
+    let openai: OpenAiConfig = toml::from_str(
+        r#"
+        base_url = "http://127.0.0.1:8080/v1"
+        model = "qwen2.5-3b-instruct"
+        api_key = "sk-local"
+        first_token_timeout_ms = 1500
+        idle_timeout_ms = 1000
+        "#,
+    )
+    .unwrap();
+    assert_eq!(openai.first_token_timeout_ms, 1500);
+    assert_eq!(openai.total_timeout_ms, 30_000);
+    OpenAiChat::new(openai).unwrap();
+    let brain: LlmBrainConfig = toml::from_str(
+        r#"
+        system_prompt = "You are Ana, the receptionist of Clinica Sol. Be brief."
+        greeting = "Clinica Sol, this is Ana. How can I help?"
+        max_history_turns = 12
+        temperature = 0.3
+
+        [[tools]]
+        name = "find_slot"
+        description = "Find the next free appointment slot"
+        url = "http://127.0.0.1:9000/hooks/find_slot"
+        timeout_ms = 2000
+        parameters = { type = "object", properties = { day = { type = "string" } } }
+        "#,
+    )
+    .unwrap();
+    assert_eq!(
+        brain.tools[0].spec().parameters["properties"]["day"]["type"],
+        "string"
+    );
+    brain.validate().unwrap();
+    let typo = toml::from_str::<LlmBrainConfig>("system_prompt = \"x\"\nmax_history = 3\n");
+    assert!(typo.unwrap_err().to_string().contains("max_history"));
+}

@@ -88,6 +88,20 @@ impl LlmTool {
 }
 
 /// How an [`LlmBrain`] talks (per agent config).
+///
+/// ```toml
+/// system_prompt = "You are Ana, the receptionist of Clinica Sol. Be brief."
+/// greeting = "Clinica Sol, this is Ana. How can I help?"
+/// max_history_turns = 12
+/// temperature = 0.3
+///
+/// [[tools]]
+/// name = "find_slot"
+/// description = "Find the next free appointment slot"
+/// url = "http://127.0.0.1:9000/hooks/find_slot"
+/// timeout_ms = 2000
+/// parameters = { type = "object", properties = { day = { type = "string" } } }
+/// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LlmBrainConfig {
