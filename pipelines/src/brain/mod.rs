@@ -21,6 +21,7 @@ pub mod insights;
 pub mod intents;
 pub mod kb;
 pub mod llm;
+pub mod llm_brain;
 pub mod local_llm;
 pub mod openai;
 pub mod sentiment;

@@ -1,1 +1,0 @@
-//! OpenAI-compatible chat completions (vLLM, Ollama, llama.cpp server, OpenAI).
