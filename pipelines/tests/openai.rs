@@ -954,6 +954,8 @@ fn a_turn_superseded_while_the_model_thinks_ends_promptly() {
         rx1.recv_timeout(WAIT).map(|c| c.1),
         Ok(BrainChunk::Analysis(_))
     ));
+    // The first request is at the server (stalled) before the second starts.
+    server.seen();
     let t0 = Instant::now();
     assert_eq!(spoken(&turn(&mut b, &conv, "second")), "Two.");
     // Well before the 2 s first-token deadline, and without the fallback.
