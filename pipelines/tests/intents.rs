@@ -158,6 +158,18 @@ fn embedding_latency() {
         pct(0.99),
         pct(1.0)
     );
+    // How much of that is the tokenizer (the rest is ONNX Runtime).
+    let tok =
+        tokenizers::Tokenizer::from_file(test_model_dir().root().join("minilm/tokenizer.json"))
+            .unwrap();
+    let t = Instant::now();
+    for s in &sentences {
+        tok.encode(*s, true).unwrap();
+    }
+    println!(
+        "tokenizer alone: {:.3} ms per sentence",
+        t.elapsed().as_secs_f64() * 1e3 / sentences.len() as f64
+    );
 }
 
 /// Prints the dev-split sweep the defaults were chosen from (not asserted).

@@ -939,3 +939,29 @@ fn agent_config_in_toml() {
     let typo = toml::from_str::<LlmBrainConfig>("system_prompt = \"x\"\nmax_history = 3\n");
     assert!(typo.unwrap_err().to_string().contains("max_history"));
 }
+
+#[test]
+fn a_turn_superseded_while_the_model_thinks_ends_promptly() {
+    let server = TestServer::start();
+    let (_release, stall) = oneshot::channel();
+    server.reply(Reply::StallHeaders(stall));
+    server.reply(reply_of(&["Two."]));
+    let mut b = brain(&server, LlmBrainConfig::new("x"));
+    let conv = Conversation::default();
+    let (tx1, rx1) = crossbeam_channel::unbounded();
+    b.respond(&conv, &speech("first"), BrainSink::new(1, tx1));
+    assert!(matches!(
+        rx1.recv_timeout(WAIT).map(|c| c.1),
+        Ok(BrainChunk::Analysis(_))
+    ));
+    // The first request is at the server (stalled) before the second starts.
+    server.seen();
+    let t0 = Instant::now();
+    assert_eq!(spoken(&turn(&mut b, &conv, "second")), "Two.");
+    // Well before the 2 s first-token deadline, and without the fallback.
+    assert_eq!(
+        rx1.recv_timeout(Duration::from_secs(1)).map(|c| c.1),
+        Ok(BrainChunk::Done)
+    );
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+}

@@ -346,6 +346,14 @@ mod tests {
     }
 
     #[test]
+    fn shareable_across_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Embedder>();
+        send_sync::<crate::brain::intents::IntentClassifier>();
+        send_sync::<crate::brain::kb::KnowledgeBase>();
+    }
+
+    #[test]
     fn pooling_ignores_padding() {
         let mut rows = vec![0f32; 3 * DIM];
         rows[0] = 1.0; // token 0: x axis

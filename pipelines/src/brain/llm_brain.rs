@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::RecvTimeoutError;
 use serde::Deserialize;
 
 use super::kb::Retriever;
@@ -25,6 +26,9 @@ use super::llm::{ChatMessage, ChatModel, ChatRequest, LlmEvent, Role, ToolCall, 
 use super::sentiment;
 use super::tools::{ToolRequest, ToolRunner};
 use super::{Action, Brain, BrainSink, Conversation, Speaker, TurnAnalysis, TurnInput};
+
+/// How often a waiting turn checks whether a newer one replaced it.
+const SUPERSEDE_POLL: Duration = Duration::from_millis(100);
 
 fn default_turns() -> usize {
     16
@@ -391,8 +395,17 @@ impl Turn {
         let mut calls = Vec::new();
         let mut text = String::new();
         loop {
-            let ev = match rx.recv_deadline(deadline) {
+            // Wake now and then while the model thinks, so a superseded
+            // turn lets go of its request without waiting for a token.
+            let slice = (Instant::now() + SUPERSEDE_POLL).min(deadline);
+            let ev = match rx.recv_deadline(slice) {
                 Ok(ev) => ev,
+                Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {
+                    if !self.live() {
+                        return Round::Stopped;
+                    }
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!(model = self.model.name(), error = %e, "model stopped without finishing");
                     return Round::Failed;
