@@ -37,7 +37,10 @@ use crate::models::{files, ModelDir, ModelError};
 /// How the local model runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalLlmConfig {
-    /// CPU threads per worker (prompt and generation).
+    /// CPU threads per worker (prompt and generation). ggml's threads spin
+    /// at every barrier, so when the cores are busy with other work (STT,
+    /// TTS, other calls) 2 threads can be far slower than 1: measured on a
+    /// loaded 2-core box, 7 tokens/s with 2 against 60-90 with 1.
     pub threads: usize,
     /// Context window per worker, in tokens (prompt plus reply).
     pub context_tokens: u32,
@@ -51,8 +54,8 @@ pub struct LocalLlmConfig {
 
 impl Default for LocalLlmConfig {
     /// One worker with 2 threads, a 2048-token context, prompts cut to 512
-    /// tokens (about half a second to the first token with SmolLM2-135M on 2
-    /// cores).
+    /// tokens (SmolLM2-135M: about 0.45-0.9 s to the first token for a
+    /// 170-token prompt on 2 cores).
     fn default() -> Self {
         LocalLlmConfig {
             threads: 2,
