@@ -3,10 +3,10 @@
 
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Sender};
-use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use crate::brains::Brains;
+use crate::config::Config;
 use crate::records::{self, CallLog};
 use tracing::{debug, info, warn};
 use vocelio_codecs::port::MediaPort;
@@ -59,12 +59,12 @@ impl Agents {
     /// queue. Without models the agents fall back to an echo (logged), so
     /// SIP and media keep working.
     pub fn start(
+        config: &Config,
         models: &ModelDir,
-        data_dir: &Path,
-        brains: Brains,
+        mut brains: Brains,
         sip: SipHandle,
     ) -> Result<Agents> {
-        let calls = match CallLog::open(data_dir) {
+        let calls = match CallLog::open(&config.storage.data_dir) {
             Ok(log) => {
                 info!(path = %log.path().display(), "finished calls are stored");
                 Some(log)
@@ -79,12 +79,18 @@ impl Agents {
         let rt = tokio::runtime::Handle::current();
         let models = models.clone();
         let slot = Arc::clone(&metrics);
+        let config = config.clone();
         std::thread::Builder::new()
             .name("agents".into())
             .spawn(move || {
                 let started = std::time::Instant::now();
                 match VoiceRuntime::start(&models, RuntimeConfig::default()) {
                     Ok(runtime) => {
+                        let shared = crate::brains::load_shared(&config, &models, false)
+                            .unwrap_or_default();
+                        if let Err(e) = brains.attach(shared) {
+                            warn!(error = format!("{e:#}"), "agents cannot use the brain models");
+                        }
                         let _ = slot.set(runtime.metrics());
                         let events = runtime.events().clone();
                         if let Err(e) = std::thread::Builder::new()
@@ -95,7 +101,7 @@ impl Agents {
                         }
                         info!(
                             load_ms = started.elapsed().as_millis() as u64,
-                            "voice agents ready (demo script)"
+                            "voice agents ready"
                         );
                         serve_ports(runtime, &brains, rx);
                     }

@@ -57,39 +57,13 @@ pub struct Agent {
     /// `kb_answer` nodes and as LLM context).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kb: Option<PathBuf>,
-    /// A free-form LLM agent (instead of `flow`).
+    /// A free-form LLM agent (instead of `flow`): `provider` (`local`, the
+    /// default, or `openai`), the brain's settings (`system_prompt`,
+    /// `greeting`, `max_history_turns`, `fallback_line`, `[[agents.llm.tools]]`,
+    /// ...) and, for `openai`, an `[agents.llm.openai]` table (`base_url`,
+    /// `model`, `api_key_env`, timeouts). Checked when the engine starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub llm: Option<AgentLlm>,
-}
-
-/// A free-form LLM agent.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct AgentLlm {
-    /// `local` (the embedded GGUF model) or `openai` (any OpenAI-compatible server).
-    pub provider: String,
-    /// The agent's instructions.
-    pub system_prompt: String,
-    /// Said when the call is answered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub greeting: Option<String>,
-    /// `openai`: the server's base URL, e.g. `http://127.0.0.1:8080/v1`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base_url: Option<String>,
-    /// `openai`: the model name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    /// `openai`: the environment variable holding the API key (keys stay
-    /// out of config files).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key_env: Option<String>,
-    /// `openai`: give up on a reply with no first token after this long.
-    #[serde(default = "default_first_token_ms")]
-    pub first_token_timeout_ms: u64,
-}
-
-fn default_first_token_ms() -> u64 {
-    3000
+    pub llm: Option<toml::Table>,
 }
 
 impl Default for BrainModels {
@@ -401,32 +375,6 @@ impl Config {
                     a.name
                 ),
                 _ => {}
-            }
-            if let Some(l) = &a.llm {
-                match l.provider.as_str() {
-                    "local" => {}
-                    "openai" => {
-                        if l.base_url.as_deref().is_none_or(str::is_empty) {
-                            bail!(
-                                "agents `{}`: llm.provider \"openai\" needs llm.base_url",
-                                a.name
-                            );
-                        }
-                        if l.model.as_deref().is_none_or(str::is_empty) {
-                            bail!(
-                                "agents `{}`: llm.provider \"openai\" needs llm.model",
-                                a.name
-                            );
-                        }
-                    }
-                    other => bail!(
-                        "agents `{}`: llm.provider {other:?} must be \"local\" or \"openai\"",
-                        a.name
-                    ),
-                }
-                if l.system_prompt.trim().is_empty() {
-                    bail!("agents `{}`: llm.system_prompt is empty", a.name);
-                }
             }
         }
         if self.brain.llm_threads == 0 || self.brain.llm_workers == 0 {

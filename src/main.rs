@@ -2,6 +2,7 @@
 
 mod agents;
 mod bench;
+mod bench_brain;
 mod bench_voice;
 mod brains;
 mod config;
@@ -60,6 +61,10 @@ enum BenchCommand {
     /// Voice pipeline latency (voice-to-voice, STT, TTS, barge-in) over the
     /// fixture utterances, one call at a time on a local media port.
     Voice(bench_voice::VoiceArgs),
+    /// Brain time to first clause: every built-in flow over scripted callers
+    /// (real intents and knowledge base), and the local LLM (first token,
+    /// first clause, tokens/s), with memory.
+    Brain(bench_brain::BrainArgs),
     /// The engine side of `bench media` (started by it).
     #[command(hide = true)]
     MediaServer(bench::ServerArgs),
@@ -107,6 +112,7 @@ fn main() -> Result<()> {
         }
         Command::Bench(BenchCommand::Media(args)) => bench::media(args),
         Command::Bench(BenchCommand::MediaServer(args)) => bench::server(args),
+        Command::Bench(BenchCommand::Brain(args)) => bench_brain::brain(args, &config),
         Command::Bench(BenchCommand::Voice(args)) => bench_voice::voice(
             args,
             &vocelio_pipelines::models::ModelDir::new(&config.models.dir),
@@ -232,8 +238,8 @@ async fn serve(config: Config) -> Result<()> {
     let media_metrics = media.metrics();
     // Every call's media port goes to the voice pipeline (an echo if the models are missing).
     let agents = Arc::new(agents::Agents::start(
+        &config,
         &models,
-        &config.storage.data_dir,
         brains,
         sip_handle.clone(),
     )?);
