@@ -337,3 +337,27 @@ fn latency_figures() {
         rss_mb()
     );
 }
+
+/// whisper.cpp and llama.cpp in one process on the one shared ggml (two
+/// copies linked together used to abort in llama with a GGML_ASSERT).
+#[test]
+fn whisper_and_llama_run_in_one_process() {
+    use vocelio_pipelines::stt::{SpeechToText, WhisperModel};
+    let _t = turn();
+    let stt = SpeechToText::load(&test_model_dir(), WhisperModel::TinyEnQ8).expect("whisper");
+    let mut w = stt.worker(1).unwrap();
+    let clip = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/audio/piper_booking.16k.wav");
+    let pcm = vocelio_codecs::wav::read(clip).unwrap();
+    let heard = w.transcribe_i16(&pcm.samples).unwrap();
+    let r = run(chat(&heard));
+    done_counts(&r);
+    println!(
+        "[local_llm] whisper heard {heard:?}; LLM said {:?}",
+        r.text()
+    );
+    assert!(heard.to_lowercase().contains("appointment"), "{heard:?}");
+    assert!(!r.text().trim().is_empty());
+    // And whisper still works after llama ran.
+    assert_eq!(w.transcribe_i16(&pcm.samples).unwrap(), heard);
+}
