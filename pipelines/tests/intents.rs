@@ -32,6 +32,20 @@ struct Fixture {
     test: Vec<Labelled>,
 }
 
+#[derive(Debug, serde::Deserialize)]
+struct Holdout {
+    holdout: Vec<Labelled>,
+}
+
+/// Caller turns written before any tuning and only ever scored.
+fn holdout() -> Vec<Labelled> {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/brain/intents_holdout.json");
+    let text = std::fs::read_to_string(&path).expect("intents holdout fixture");
+    let h: Holdout = serde_json::from_str(&text).expect("intents holdout fixture parses");
+    h.holdout
+}
+
 fn fixture() -> Fixture {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/brain/intents.json");
     let text = std::fs::read_to_string(&path).expect("intents fixture");
@@ -227,6 +241,15 @@ fn intent_accuracy_on_held_out_turns() {
     );
     for w in &wrong {
         println!("  miss {w}");
+    }
+    let held = holdout();
+    let (h_acc, h_fbp, h_fbr, h_wrong) = score(&c, &held);
+    println!(
+        "holdout accuracy {h_acc:.3} on {} turns: fallback precision {h_fbp:.2}, recall {h_fbr:.2}",
+        held.len()
+    );
+    for w in &h_wrong {
+        println!("  holdout miss {w}");
     }
     let (dev_acc, _, _, dev_wrong) = score(&c, &f.dev);
     println!("dev accuracy {dev_acc:.3} on {} turns", f.dev.len());
