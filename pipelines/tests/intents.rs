@@ -105,7 +105,7 @@ fn print_confusion(name: &str, c: &IntentClassifier, set: &[Labelled]) {
         }
     }
     let mut pairs: Vec<_> = pairs.into_iter().collect();
-    pairs.sort_by(|a, b| b.1.cmp(&a.1));
+    pairs.sort_by_key(|p| std::cmp::Reverse(p.1));
     for ((want, got), n) in pairs {
         println!("  {name} confusion {want} -> {got}: {n}");
     }
