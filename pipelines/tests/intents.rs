@@ -32,6 +32,20 @@ struct Fixture {
     test: Vec<Labelled>,
 }
 
+#[derive(Debug, serde::Deserialize)]
+struct Holdout {
+    holdout: Vec<Labelled>,
+}
+
+/// Caller turns written before any tuning and only ever scored.
+fn holdout() -> Vec<Labelled> {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/brain/intents_holdout.json");
+    let text = std::fs::read_to_string(&path).expect("intents holdout fixture");
+    let h: Holdout = serde_json::from_str(&text).expect("intents holdout fixture parses");
+    h.holdout
+}
+
 fn fixture() -> Fixture {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/brain/intents.json");
     let text = std::fs::read_to_string(&path).expect("intents fixture");
@@ -39,7 +53,15 @@ fn fixture() -> Fixture {
 }
 
 /// (accuracy, fallback precision, fallback recall, wrong cases).
-fn score(c: &IntentClassifier, set: &[Labelled]) -> (f32, f32, f32, Vec<String>) {
+fn score<'a>(
+    c: &IntentClassifier,
+    set: impl IntoIterator<Item = &'a Labelled>,
+) -> (f32, f32, f32, Vec<String>) {
+    let set: Vec<&Labelled> = set.into_iter().collect();
+    score_all(c, &set)
+}
+
+fn score_all(c: &IntentClassifier, set: &[&Labelled]) -> (f32, f32, f32, Vec<String>) {
     let mut right = 0;
     let (mut fb_said, mut fb_right, mut fb_expected) = (0, 0, 0);
     let mut wrong = Vec::new();
@@ -70,6 +92,23 @@ fn score(c: &IntentClassifier, set: &[Labelled]) -> (f32, f32, f32, Vec<String>)
         ratio(fb_right, fb_expected),
         wrong,
     )
+}
+
+/// Misses per (expected -> got) pair, most frequent first.
+fn print_confusion(name: &str, c: &IntentClassifier, set: &[Labelled]) {
+    let mut pairs: std::collections::BTreeMap<(String, String), usize> = Default::default();
+    for u in set {
+        let got = c.classify(&u.text).intent;
+        if got != u.intent {
+            let label = |i: &Option<String>| i.clone().unwrap_or_else(|| "(fallback)".into());
+            *pairs.entry((label(&u.intent), label(&got))).or_default() += 1;
+        }
+    }
+    let mut pairs: Vec<_> = pairs.into_iter().collect();
+    pairs.sort_by_key(|p| std::cmp::Reverse(p.1));
+    for ((want, got), n) in pairs {
+        println!("  {name} confusion {want} -> {got}: {n}");
+    }
 }
 
 #[test]
@@ -172,45 +211,64 @@ fn embedding_latency() {
     );
 }
 
-/// Prints the dev-split sweep the defaults were chosen from (not asserted).
+/// Prints the sweep the defaults were chosen from (not asserted): accuracy
+/// on `dev` and `test` together, which are both development data now. The
+/// holdout is never part of it.
 #[test]
 fn intent_tuning_sweep_on_dev() {
     let f = fixture();
-    let mut c = IntentClassifier::new(embedder(), &f.intents).unwrap();
+    let tune: Vec<&Labelled> = f.dev.iter().chain(&f.test).collect();
     let scorings = [
         Scoring::Nearest { top_k: 1 },
         Scoring::Nearest { top_k: 2 },
         Scoring::Discriminant { shrinkage: 0.3 },
         Scoring::Discriminant { shrinkage: 0.5 },
-        Scoring::Discriminant { shrinkage: 0.8 },
+        Scoring::Discriminant { shrinkage: 0.7 },
+        Scoring::Discriminant { shrinkage: 0.9 },
     ];
-    for scoring in scorings {
-        let thresholds: &[f32] = match scoring {
-            Scoring::Nearest { .. } => &[0.25, 0.30, 0.35, 0.40],
-            _ => &[0.20, 0.25, 0.30, 0.35, 0.40],
-        };
-        for &threshold in thresholds {
-            let line: Vec<String> = [0.0, 0.02, 0.05, 0.1]
-                .iter()
-                .map(|&margin| {
-                    c.set_config(IntentConfig {
-                        scoring,
-                        threshold,
-                        margin,
-                        ..IntentConfig::default()
+    for off_topic in [false, true] {
+        let mut c = IntentClassifier::with_config(
+            embedder(),
+            &f.intents,
+            IntentConfig {
+                off_topic,
+                ..IntentConfig::default()
+            },
+        )
+        .unwrap();
+        for scoring in scorings {
+            let thresholds: &[f32] = match scoring {
+                Scoring::Nearest { .. } => &[0.25, 0.30, 0.35, 0.40],
+                _ => &[0.0, 0.20, 0.25, 0.30, 0.35],
+            };
+            for &threshold in thresholds {
+                let line: Vec<String> = [0.0, 0.02, 0.05, 0.1]
+                    .iter()
+                    .map(|&margin| {
+                        c.set_config(IntentConfig {
+                            scoring,
+                            threshold,
+                            margin,
+                            ..IntentConfig::default()
+                        })
+                        .unwrap();
+                        let (acc, fb_precision, fb_recall, _) = score(&c, tune.iter().copied());
+                        format!(
+                            "margin {margin:.2}: {acc:.3} (fallback p {fb_precision:.2} r {fb_recall:.2})"
+                        )
                     })
-                    .unwrap();
-                    let (acc, _, fb_recall, _) = score(&c, &f.dev);
-                    format!("margin {margin:.2}: {acc:.3} (fallback recall {fb_recall:.2})")
-                })
-                .collect();
-            println!(
-                "dev {scoring:?} threshold {threshold:.2}: {}",
-                line.join(", ")
-            );
+                    .collect();
+                println!(
+                    "dev+test off_topic {off_topic} {scoring:?} threshold {threshold:.2}: {}",
+                    line.join(", ")
+                );
+            }
         }
     }
 }
+
+/// The goal: intent accuracy on held-out caller turns.
+const GOAL: f32 = 0.90;
 
 #[test]
 fn intent_accuracy_on_held_out_turns() {
@@ -228,16 +286,32 @@ fn intent_accuracy_on_held_out_turns() {
     for w in &wrong {
         println!("  miss {w}");
     }
+    let held = holdout();
+    assert!(held.len() >= 60);
+    let (h_acc, h_fbp, h_fbr, h_wrong) = score(&c, &held);
+    println!(
+        "holdout accuracy {h_acc:.3} on {} turns: fallback precision {h_fbp:.2}, recall {h_fbr:.2}",
+        held.len()
+    );
+    for w in &h_wrong {
+        println!("  holdout miss {w}");
+    }
+    print_confusion("holdout", &c, &held);
     let (dev_acc, _, _, dev_wrong) = score(&c, &f.dev);
     println!("dev accuracy {dev_acc:.3} on {} turns", f.dev.len());
     for w in &dev_wrong {
         println!("  dev miss {w}");
     }
-    // The goal is 0.90. With the dev-chosen defaults this set scores
-    // 0.8875 (71/80): the misses need reasoning a 6-layer MiniLM lacks
-    // ("give my slot away" = cancel). The floor guards against regressions;
-    // raise it when a better model or scoring reaches the goal.
-    assert!(acc >= 0.85, "intent accuracy {acc:.3} < 0.85 (goal 0.90)");
+    // The goal is 0.90 on caller turns the classifier was not tuned
+    // on. `dev` and `test` were used to choose the examples and defaults, so
+    // the goal is asserted on the holdout, written before any tuning and
+    // only ever scored here; `test` keeps its old floor against regressions.
+    assert!(
+        h_acc >= GOAL,
+        "holdout intent accuracy {h_acc:.3} < goal {GOAL:.2}"
+    );
+    assert!(h_fbr >= 0.7, "holdout fallback recall {h_fbr:.2}");
+    assert!(acc >= 0.85, "intent accuracy {acc:.3} < 0.85");
     assert!(fb_recall >= 0.7, "fallback recall {fb_recall:.2}");
 }
 
@@ -261,6 +335,13 @@ fn confidence_and_fallback_shape() {
     let m = strict.classify("can I make an appointment for friday");
     assert_eq!(m.intent, None);
     assert_eq!(m.best.as_deref(), Some("book_appointment"));
+    // Off-topic talk falls back but still names the closest real intent;
+    // the built-in off-topic class is never listed or scored as an intent.
+    let m = c.classify("tell me a joke");
+    assert_eq!(m.intent, None, "{m:?}");
+    let best = m.best.expect("closest real intent");
+    assert!(f.intents.iter().any(|i| i.name == best), "{best}");
+    assert_eq!(c.intents().count(), f.intents.len());
     let scores = c.scores("can I make an appointment for friday").unwrap();
     assert_eq!(scores.len(), f.intents.len());
     assert!(scores.windows(2).all(|w| w[0].1 >= w[1].1));
