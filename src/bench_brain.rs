@@ -332,7 +332,11 @@ pub fn brain(args: BrainArgs, config: &crate::config::Config) -> Result<()> {
                 ..Conversation::default()
             };
             for (i, t) in turns.iter().enumerate() {
-                let timing = time_turn(brain.as_mut(), &mut conversation, speech(t, i as u64 * 5000))?;
+                let timing = time_turn(
+                    brain.as_mut(),
+                    &mut conversation,
+                    speech(t, i as u64 * 5000),
+                )?;
                 let ended = timing.ended;
                 rows.push(FlowRow {
                     agent: agent.to_string(),
@@ -377,7 +381,10 @@ pub fn brain(args: BrainArgs, config: &crate::config::Config) -> Result<()> {
         flow_turns: rows,
         llm,
     };
-    println!("\nBrain time to first clause ({}; {} runs)\n", s.machine, s.runs);
+    println!(
+        "\nBrain time to first clause ({}; {} runs)\n",
+        s.machine, s.runs
+    );
     println!("| agent | caller turn | first clause | complete | reply |");
     println!("|---|---|---:|---:|---|");
     for r in s.flow_turns.iter().take(s.flow_turns.len() / s.runs.max(1)) {

@@ -128,14 +128,19 @@ pub fn load_shared(config: &Config, models: &ModelDir, required: bool) -> Result
         match Embedder::load(models) {
             Ok(e) => shared.embedder = Some(Arc::new(e)),
             Err(e) if required => return Err(anyhow!(e).context("loading the embedding model")),
-            Err(e) => warn!(error = %e, "no embedding model: intents match their examples as words, knowledge bases are off"),
+            Err(e) => {
+                warn!(error = %e, "no embedding model: intents match their examples as words, knowledge bases are off")
+            }
         }
     }
     if config.brain.local_llm {
         match load_local_llm(config, models) {
             Ok(l) => shared.llm = Some(l),
             Err(e) if required => return Err(e),
-            Err(e) => warn!(error = format!("{e:#}"), "no local LLM: llm nodes and local LLM agents will fail politely"),
+            Err(e) => warn!(
+                error = format!("{e:#}"),
+                "no local LLM: llm nodes and local LLM agents will fail politely"
+            ),
         }
     }
     match HttpToolRunner::new(std::time::Duration::from_secs(2)) {
@@ -340,7 +345,14 @@ impl Brains {
     /// their example phrases and knowledge-base answers find nothing (logged).
     pub fn attach(&mut self, models: SharedModels) -> Result<()> {
         for (name, agent) in &mut self.agents {
-            if matches!(agent.kind, Kind::Llm { provider: Provider::Local, .. }) && models.llm.is_none() {
+            if matches!(
+                agent.kind,
+                Kind::Llm {
+                    provider: Provider::Local,
+                    ..
+                }
+            ) && models.llm.is_none()
+            {
                 warn!(agent = %name, "this agent needs the local LLM, which is not loaded: its calls get the fallback line");
             }
             let Some(embedder) = &models.embedder else {

@@ -71,7 +71,7 @@ impl Default for BrainModels {
         BrainModels {
             embeddings: true,
             local_llm: true,
-            local_llm_model: PathBuf::from(vocelio_pipelines::models::files::SMOLLM2),
+            local_llm_model: PathBuf::from(vocelio_pipelines::models::files::SMOLLM2_Q8),
             llm_threads: 2,
             llm_workers: 1,
         }

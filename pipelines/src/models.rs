@@ -21,8 +21,11 @@ pub mod files {
     pub const MINILM: &str = "minilm/model.onnx";
     /// Its tokenizer (pads to 128 tokens: turn padding off or mask it when pooling).
     pub const MINILM_TOKENIZER: &str = "minilm/tokenizer.json";
-    /// Local LLM for the brain.
+    /// Local LLM for the brain, as shipped (Q4_1).
     pub const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+    /// The same, requantised to Q8_0 by `scripts/requantize_gguf.py`: faster
+    /// on CPU (llama.cpp's Q8_0 dot products), the default.
+    pub const SMOLLM2_Q8: &str = "SmolLM2-135M-Instruct.Q8_0.gguf";
 }
 
 /// Errors locating or loading models.
@@ -84,6 +87,7 @@ impl ModelDir {
             ("silero vad", files::SILERO_VAD),
             ("onnxruntime", files::ONNXRUNTIME),
             ("smollm2", files::SMOLLM2),
+            ("smollm2 q8_0", files::SMOLLM2_Q8),
             ("minilm embeddings", files::MINILM),
             ("minilm tokenizer", files::MINILM_TOKENIZER),
         ]

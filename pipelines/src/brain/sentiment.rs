@@ -261,7 +261,12 @@ fn modified(words: &[&str], at: usize, valence: f32) -> f32 {
         }
         if NEGATORS.contains(&w) {
             // "no" right before a noun phrase like "no problem" is handled
-            // by the phrase table; here it negates.
+            // by the phrase table. Further away it is usually an answer
+            // ("no that's all thanks"), not a negation: only the word right
+            // after it is negated ("no good").
+            if w == "no" && j + 1 != at {
+                continue;
+            }
             negated = !negated;
         } else if let Some((_, k)) = INTENSIFIERS.iter().find(|(i, _)| *i == w) {
             // Only the intensifier right before the word (or before "not").
@@ -416,6 +421,17 @@ mod tests {
         assert!(score("no problem") > 0.25);
         // A negator too far back does not reach.
         assert!(score("not that i would say i am happy") > 0.3);
+        // "no" answering a question is not a negation of what follows
+        // (a support flow took this for an upset caller).
+        assert_ne!(
+            analyze("no that's all thanks bye").label,
+            SentimentLabel::Negative
+        );
+        assert_ne!(
+            analyze("no i'm good thanks").label,
+            SentimentLabel::Negative
+        );
+        assert_eq!(analyze("no good at all").label, SentimentLabel::Negative);
     }
 
     #[test]
