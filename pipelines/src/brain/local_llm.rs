@@ -337,10 +337,15 @@ fn generate(
             .map_err(|e| format!("prompt decode: {e}"))?;
     }
 
+    // Small models fall into loops ("I'm sorry for any other issues you
+    // might have." over and over) when decoding greedily: penalise tokens
+    // repeated within the last 64 generated.
+    let penalties = LlamaSampler::penalties(shared.model.n_vocab(), 64, 1.3, 0.0, 0.0);
     let mut sampler = if request.temperature <= 0.0 {
-        LlamaSampler::greedy()
+        LlamaSampler::chain_simple([penalties, LlamaSampler::greedy()])
     } else {
         LlamaSampler::chain_simple([
+            penalties,
             LlamaSampler::temp(request.temperature),
             LlamaSampler::dist(config.seed),
         ])
