@@ -288,39 +288,11 @@ impl Endpointer {
     }
 }
 
-/// Number words a caller reads digits with.
-const NUMBER_WORDS: [&str; 30] = [
-    "zero",
-    "oh",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-    "twenty",
-    "thirty",
-    "forty",
-    "fifty",
-    "sixty",
-    "seventy",
-    "eighty",
-    "ninety",
-    "hundred",
-];
+/// A number word a caller reads digits with: "zero" to "ninety" (the same
+/// words flows parse numbers from), "oh" and "hundred".
+fn is_number_word(w: &str) -> bool {
+    crate::brain::flow::collect::small_number(w).is_some() || matches!(w, "oh" | "hundred")
+}
 
 /// Words a finished sentence rarely ends with.
 const DANGLING: [&str; 35] = [
@@ -344,7 +316,7 @@ pub fn looks_unfinished(text: &str) -> bool {
         .trim_end_matches(|c: char| !c.is_alphanumeric())
         .to_lowercase();
     last.chars().last().is_some_and(|c| c.is_ascii_digit())
-        || NUMBER_WORDS.contains(&last.as_str())
+        || is_number_word(&last)
         || DANGLING.contains(&last.as_str())
 }
 

@@ -88,14 +88,7 @@ pub fn summarize(
             _ => None,
         })
         .unwrap_or(Outcome::CallerHungUp);
-    let mut track = SentimentTrack::new();
-    for t in conversation
-        .turns
-        .iter()
-        .filter(|t| t.speaker == Speaker::Caller)
-    {
-        track.push_text(&t.text);
-    }
+    let track = caller_sentiment(conversation);
     let mut seen: Vec<String> = Vec::new();
     for i in intents {
         if !seen.contains(i) {
@@ -252,14 +245,7 @@ pub fn suggestions(
         }
         _ => {}
     }
-    let mut track = SentimentTrack::new();
-    for t in conversation
-        .turns
-        .iter()
-        .filter(|t| t.speaker == Speaker::Caller)
-    {
-        track.push_text(&t.text);
-    }
+    let mut track = caller_sentiment(conversation);
     track.push(now.score);
     if track.trend() == Trend::Worsening && now.score < 0.0 {
         out.push("Would you like me to put you through to a colleague?".to_string());
@@ -294,6 +280,19 @@ pub fn analyze_turn(
         sentiment: sentiment::analyze(text),
         suggestions,
     }
+}
+
+/// The caller's sentiment, turn by turn.
+fn caller_sentiment(conversation: &Conversation) -> SentimentTrack {
+    let mut track = SentimentTrack::new();
+    for t in conversation
+        .turns
+        .iter()
+        .filter(|t| t.speaker == Speaker::Caller)
+    {
+        track.push_text(&t.text);
+    }
+    track
 }
 
 #[cfg(test)]

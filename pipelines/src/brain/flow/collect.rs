@@ -430,7 +430,9 @@ pub fn parse_yes_no(text: &str) -> Option<bool> {
     None
 }
 
-fn small_number(w: &str) -> Option<i64> {
+/// The value of a number word from "zero" to "nineteen" and the tens to
+/// "ninety".
+pub(crate) fn small_number(w: &str) -> Option<i64> {
     const UNITS: [&str; 20] = [
         "zero",
         "one",

@@ -199,14 +199,7 @@ impl CompletionDecoder {
             reason: format!("malformed chunk ({e}): {}", quote(data)),
         })?;
         if let Some(err) = chunk.error {
-            let msg = err
-                .get("message")
-                .and_then(|m| m.as_str())
-                .map(str::to_string)
-                .unwrap_or_else(|| err.to_string());
-            return Err(LlmError::Protocol {
-                reason: format!("server reported an error: {}", quote(&msg)),
-            });
+            return Err(server_error(&err));
         }
         if let Some(u) = chunk.usage {
             self.prompt_tokens = u.prompt_tokens.or(self.prompt_tokens);
@@ -369,14 +362,7 @@ pub fn decode_complete(body: &[u8]) -> Result<(Vec<LlmEvent>, Finished), LlmErro
         ),
     })?;
     if let Some(err) = reply.error {
-        let msg = err
-            .get("message")
-            .and_then(|m| m.as_str())
-            .map(str::to_string)
-            .unwrap_or_else(|| err.to_string());
-        return Err(LlmError::Protocol {
-            reason: format!("server reported an error: {}", quote(&msg)),
-        });
+        return Err(server_error(&err));
     }
     let message = reply
         .choices
@@ -430,6 +416,18 @@ pub fn decode_complete(body: &[u8]) -> Result<(Vec<LlmEvent>, Finished), LlmErro
         prompt_tokens: usage.and_then(|u| u.prompt_tokens),
     };
     Ok((out, fin))
+}
+
+/// An `error` object the server sent instead of a completion.
+fn server_error(err: &serde_json::Value) -> LlmError {
+    let msg = err
+        .get("message")
+        .and_then(|m| m.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| err.to_string());
+    LlmError::Protocol {
+        reason: format!("server reported an error: {}", quote(&msg)),
+    }
 }
 
 #[cfg(test)]
