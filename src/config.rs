@@ -300,7 +300,7 @@ impl Default for Models {
 impl Default for Log {
     fn default() -> Self {
         Log {
-            filter: "info,ort=warn,whisper_rs=warn".into(),
+            filter: "info,ort=warn,whisper_rs=warn,llama_cpp_2=warn,llama-cpp-2=warn".into(),
         }
     }
 }
