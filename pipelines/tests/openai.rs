@@ -691,6 +691,17 @@ fn brain_streams_bounded_history_with_knowledge() {
     assert_eq!(b.greeting().as_deref(), Some("Clinic, hello!"));
     let chunks = turn(&mut b, &conv, "When do you open?");
     assert!(matches!(chunks[0], BrainChunk::Analysis(_)), "{chunks:?}");
+    // The supervisor is offered the passage the model was given.
+    match &chunks[0] {
+        BrainChunk::Analysis(a) => assert!(
+            a.suggestions
+                .iter()
+                .any(|s| s == "Open 9 to 5 on weekdays."),
+            "{:?}",
+            a.suggestions
+        ),
+        other => panic!("{other:?}"),
+    }
     let texts: Vec<_> = chunks
         .iter()
         .filter(|c| matches!(c, BrainChunk::Text(_)))

@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::RecvTimeoutError;
 use serde::Deserialize;
 
-use super::kb::Retriever;
+use super::insights;
+use super::kb::{Passage, Retriever};
 use super::llm::{ChatMessage, ChatModel, ChatRequest, LlmEvent, Role, ToolCall, ToolSpec};
-use super::sentiment;
 use super::tools::{ToolRequest, ToolRunner};
-use super::{Action, Brain, BrainSink, Conversation, Speaker, TurnAnalysis, TurnInput};
+use super::{Action, Brain, BrainSink, Conversation, Speaker, TurnInput};
 
 /// How often a waiting turn checks whether a newer one replaced it.
 const SUPERSEDE_POLL: Duration = Duration::from_millis(100);
@@ -361,8 +361,11 @@ impl Turn {
         self.current.load(Ordering::Acquire) == self.me
     }
 
-    fn system_message(&self) -> ChatMessage {
+    /// The system prompt with the knowledge-base passages for this turn,
+    /// and those passages.
+    fn system_message(&self) -> (ChatMessage, Vec<Passage>) {
         let mut system = self.config.system_prompt.clone();
+        let mut found = Vec::new();
         if let Some(r) = &self.retriever {
             if self.config.kb_top_k > 0 && !self.input.trim().is_empty() {
                 let passages = r.search(&self.input, self.config.kb_top_k);
@@ -380,9 +383,10 @@ impl Turn {
                         ));
                     }
                 }
+                found = passages;
             }
         }
-        ChatMessage::new(Role::System, system)
+        (ChatMessage::new(Role::System, system), found)
     }
 
     /// One completion: stream its text out, collect its tool calls.
@@ -507,7 +511,8 @@ impl Turn {
         let _entered = span.enter();
         let deadline = Instant::now() + Duration::from_millis(self.config.turn_timeout_ms);
         let mut messages = Vec::with_capacity(self.history.len() + 1);
-        messages.push(self.system_message());
+        let (system, passages) = self.system_message();
+        messages.push(system);
         messages.extend(self.history.iter().cloned());
         let specs: Vec<ToolSpec> = match &self.tools {
             Some(_) => self.config.tools.iter().map(LlmTool::spec).collect(),
@@ -527,11 +532,26 @@ impl Turn {
             let rx = self.model.chat(request);
             if !analysed {
                 analysed = true;
-                let analysis = TurnAnalysis {
-                    intent: None,
-                    sentiment: sentiment::analyze(&self.input),
-                    suggestions: Vec::new(),
-                };
+                // The caller's earlier turns, for the sentiment trend behind
+                // the supervisor's suggestions.
+                let mut past = Conversation::default();
+                let earlier = self.history.len().saturating_sub(1);
+                for m in self.history[..earlier]
+                    .iter()
+                    .filter(|m| m.role == Role::User)
+                {
+                    past.turns.push(super::Turn {
+                        speaker: Speaker::Caller,
+                        text: m.content.clone(),
+                        at: vocelio_codecs::MediaTime::ZERO,
+                        interrupted: false,
+                    });
+                }
+                // Suggestions read the passages already found, not the
+                // knowledge base again.
+                let found = Found(passages.clone());
+                let kb = (!passages.is_empty()).then_some(&found as &dyn Retriever);
+                let analysis = insights::analyze_turn(&past, None, kb, &self.input);
                 if !self.out.analysis(analysis) {
                     return;
                 }
@@ -608,6 +628,16 @@ impl Brain for LlmBrain {
                 out.done();
             }
         }
+    }
+}
+
+/// Passages already retrieved for a turn, served again without a search.
+#[derive(Debug)]
+struct Found(Vec<Passage>);
+
+impl Retriever for Found {
+    fn search(&self, _query: &str, k: usize) -> Vec<Passage> {
+        self.0.iter().take(k).cloned().collect()
     }
 }
 
