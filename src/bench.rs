@@ -301,12 +301,7 @@ impl Engine {
     }
 
     fn rss_kb(&self) -> Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        Ok(status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0))
+        Ok(rss_kb(&self.child.id().to_string())?)
     }
 }
 
@@ -521,6 +516,26 @@ async fn run_load(args: &MediaArgs, engine: &mut Engine, rss_baseline: u64) -> R
         },
         engine: report,
     })
+}
+
+/// Resident memory of process `pid` (`self` for this one), in KiB.
+pub fn rss_kb(pid: &str) -> std::io::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    Ok(status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0))
+}
+
+/// Nearest-rank quantile of the finite values (NaN when there are none).
+pub fn quantile(v: &[f64], q: f64) -> f64 {
+    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    s.sort_by(f64::total_cmp);
+    s[((q * (s.len() - 1) as f64).round() as usize).min(s.len() - 1)]
 }
 
 /// CPU model and core count, for the results.

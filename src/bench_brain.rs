@@ -8,6 +8,7 @@
 //! clause, tokens per second). Memory is the process's resident size after
 //! each model is loaded.
 
+use crate::bench::quantile;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -163,16 +164,9 @@ pub fn time_llm(model: &dyn ChatModel, request: ChatRequest) -> Result<LlmTiming
     }
 }
 
-/// The process's resident memory, in MiB.
+/// This process's resident memory, in MiB.
 pub fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
+    crate::bench::rss_kb("self").map_or(f64::NAN, |kb| kb as f64 / 1024.0)
 }
 
 /// A speech turn at `ms` on the media clock.
@@ -181,16 +175,6 @@ pub fn speech(text: &str, ms: u64) -> TurnInput {
         text: text.into(),
         at: MediaTime::from_micros(ms * 1000),
     }
-}
-
-/// Quantile of the finite values (nearest rank).
-pub fn quantile(v: &[f64], q: f64) -> f64 {
-    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    if s.is_empty() {
-        return f64::NAN;
-    }
-    s.sort_by(f64::total_cmp);
-    s[((q * (s.len() - 1) as f64).round() as usize).min(s.len() - 1)]
 }
 
 /// Arguments of `vocelio bench brain`.

@@ -8,6 +8,7 @@
 //! the answer, then talks over it (the `interrupt` fixture) to measure
 //! barge-in. No network: this isolates the pipeline from jitter buffers.
 
+use crate::bench::quantile;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -76,15 +77,6 @@ fn ulaw_pcm(dir: &std::path::Path, id: &str) -> Result<Vec<i16>> {
     let mut pcm = vec![0i16; b.len()];
     Law::Mu.decode(&b, &mut pcm)?;
     Ok(pcm)
-}
-
-fn quantile(v: &[f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s[((q * (s.len() - 1) as f64).round() as usize).min(s.len() - 1)]
 }
 
 /// Run one call: the question, then an interruption once the answer plays.
