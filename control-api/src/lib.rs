@@ -1,4 +1,94 @@
 //! The Vocelio control API: agents, flows, numbers, voices, calls,
-//! campaigns, analytics and webhooks over axum, persisted in SQLite.
+//! campaigns, analytics, webhooks and API keys over axum, persisted in
+//! SQLite (or Postgres), with live events on WebSockets.
 //!
-//! Built in its own issue; this crate is empty until then.
+//! The API stays thin over the engine: it stores what operators define,
+//! pushes routing to the engine ([`state::EngineControl`]), and records what
+//! the engine reports ([`model::EngineEvent`]).
+
+pub mod auth;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod model;
+pub mod pagination;
+pub mod routes;
+pub mod routing;
+pub mod state;
+#[doc(hidden)]
+pub mod testing;
+
+use axum::Router;
+use state::AppState;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+/// The OpenAPI document's frame; paths come from the handlers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Vocelio control API",
+        description = "Agents, flows, numbers, voices, calls, campaigns, analytics, webhooks and API keys. \
+Every `/v1` endpoint needs `Authorization: Bearer KEY` (create the first with `vocelio keys create --scope admin`).",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "agents"), (name = "flows"), (name = "voices"), (name = "numbers"),
+        (name = "trunks"), (name = "calls"), (name = "campaigns"), (name = "analytics"),
+        (name = "webhooks"), (name = "keys"), (name = "live")
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The `/v1` routes and their OpenAPI document.
+pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::agents::router())
+        .merge(routes::flows::router())
+        .merge(routes::voices::router())
+        .merge(routes::numbers::router())
+        .merge(routes::calls::router())
+        .merge(routes::campaigns::router())
+        .merge(routes::analytics::router())
+        .merge(routes::webhooks::router())
+        .merge(routes::keys::router())
+        .merge(routes::live::router())
+        .split_for_parts()
+}
+
+/// The OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    v1().1
+}
+
+/// The whole HTTP API: `/v1` behind API keys, `/health`, `/ready`,
+/// `/metrics`, the OpenAPI document at `/v1/openapi.json` and Swagger UI at
+/// `/docs`. Merge the Twilio webhooks next to it (they are signed by Twilio
+/// and take no key).
+pub fn router(state: AppState) -> Router {
+    let (v1, api) = v1();
+    let v1 = v1.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_key,
+    ));
+    Router::new()
+        .merge(v1)
+        .merge(routes::system::router())
+        .with_state(state)
+        .merge(SwaggerUi::new("/docs").url("/v1/openapi.json", api))
+}
