@@ -291,9 +291,43 @@ impl MediaPort {
         Ok(self.control.try_send(msg)?)
     }
 
+    /// A cheap-to-clone handle on this port's control lane, for code
+    /// outside the pipeline (the control API hanging up or sending DTMF on a
+    /// live call) after the port itself has been handed to the pipeline.
+    pub fn controls(&self) -> PortControls {
+        PortControls {
+            call_id: self.info.call_id.clone(),
+            control: self.control.clone(),
+        }
+    }
+
     /// Shared counters.
     pub fn counters(&self) -> &PortCounters {
         &self.counters
+    }
+}
+
+/// Sends [`PortControl`] messages into a call's port from outside its
+/// pipeline. Cheap to clone; holding one does not keep the call alive: once
+/// the transport has dropped its end, [`PortControls::send`] returns
+/// [`PortError::Closed`].
+#[derive(Debug, Clone)]
+pub struct PortControls {
+    call_id: String,
+    control: Sender<PortControl>,
+}
+
+impl PortControls {
+    /// The call this handle controls ([`PortInfo::call_id`]).
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    /// Send a control message; it overtakes queued audio, as
+    /// [`MediaPort::control`] does. `Full` means the control lane holds
+    /// [`PortConfig::events`] messages the transport has not read yet.
+    pub fn send(&self, msg: PortControl) -> Result<(), PortError> {
+        Ok(self.control.try_send(msg)?)
     }
 }
 
@@ -576,6 +610,35 @@ mod tests {
         );
         assert!(port.events.recv().is_err());
         assert_eq!(port.send_mark(1), Err(PortError::Closed));
+    }
+
+    #[test]
+    fn controls_reach_the_transport_after_the_port_is_handed_on() {
+        let (port, tp) = local_pair("call-7", SampleRate::Hz8000);
+        let controls = port.controls();
+        assert_eq!(controls.call_id(), "call-7");
+        // The pipeline owns the port now; the control API keeps a clone of the handle.
+        let pipeline = std::thread::spawn(move || port.events.recv().ok());
+        let api = controls.clone();
+        api.send(PortControl::SendDtmf {
+            digits: "12".into(),
+            duration_ms: 100,
+        })
+        .unwrap();
+        api.send(PortControl::Hangup).unwrap();
+        assert_eq!(
+            tp.poll_control(),
+            Some(PortControl::SendDtmf {
+                digits: "12".into(),
+                duration_ms: 100
+            })
+        );
+        assert_eq!(tp.poll_control(), Some(PortControl::Hangup));
+        assert_eq!(tp.poll_control(), None);
+        // The handle does not keep the call alive: once the transport is gone, sends fail.
+        drop(tp);
+        assert_eq!(pipeline.join().unwrap(), None);
+        assert_eq!(controls.send(PortControl::Hangup), Err(PortError::Closed));
     }
 
     #[test]

@@ -435,3 +435,39 @@ async fn dtmf_out_recording_and_port_release() {
     assert_eq!(snap.ports_in_use, 0);
     let _ = free_udp_port();
 }
+
+/// The control API places a call for an agent and later hangs it up from
+/// outside the pipeline, through the port's control handle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_call_for_an_agent_gets_its_port_and_hangs_up_by_control_handle() {
+    let mut server = side((37_000, 37_999), MediaConfig::default(), None).await;
+    let mut client = side((38_000, 38_999), MediaConfig::default(), Some(server.addr)).await;
+    let call = client
+        .sip
+        .originate_as(DID, "15550009999", "engine", AgentId("sales".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    let (server_port, _) = server.next_port().await;
+    let (client_port, _) = client.next_port().await;
+    // The dialling side's pipeline runs the agent the call was placed for, not
+    // the bridge's default ("demo"); the answering side still routes by DID.
+    assert_eq!(client_port.info.agent, "sales");
+    assert_eq!(client_port.info.call_id, call.to_string());
+    assert_eq!(server_port.info.agent, "demo");
+
+    let controls = client_port.controls();
+    let pipeline = tokio::task::spawn_blocking(move || collect(client_port).join().unwrap());
+    controls.send(PortControl::Hangup).unwrap();
+    // The hangup becomes a BYE: the far side's media ends, and so does ours.
+    let MediaEvent::Ended { .. } = server.ended().await else {
+        unreachable!()
+    };
+    let got = pipeline.await.unwrap();
+    assert!(got.hangup, "the pipeline was told the call ended");
+    let MediaEvent::Ended { call: ended, .. } = client.ended().await else {
+        unreachable!()
+    };
+    assert_eq!(ended, call);
+    drop(server_port);
+}

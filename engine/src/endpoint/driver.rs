@@ -14,7 +14,10 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{CallEvent, CallHandle, Endpoint, EndpointConfig, EndpointError, EndpointStats};
+use super::{
+    AgentId, CallEvent, CallHandle, Endpoint, EndpointConfig, EndpointError, EndpointStats,
+    TrunkConfig,
+};
 use crate::sip::transaction::{Peer, Transmit, TransportKind};
 use crate::sip::{SipMessage, StreamFramer};
 
@@ -50,7 +53,18 @@ enum Command {
         to: String,
         from: String,
         trunk: String,
+        /// `None`: `originate` (the endpoint's default agent).
+        agent: Option<AgentId>,
         reply: oneshot::Sender<Result<CallHandle, EndpointError>>,
+    },
+    SetRoutes {
+        numbers: HashMap<String, AgentId>,
+        default_agent: Option<AgentId>,
+        reply: oneshot::Sender<()>,
+    },
+    SetTrunks {
+        trunks: Vec<TrunkConfig>,
+        reply: oneshot::Sender<()>,
     },
     Hangup {
         call: CallHandle,
@@ -81,6 +95,8 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Command::Originate { .. } => "Originate",
+            Command::SetRoutes { .. } => "SetRoutes",
+            Command::SetTrunks { .. } => "SetTrunks",
             Command::Hangup { .. } => "Hangup",
             Command::Transfer { .. } => "Transfer",
             Command::Snapshot { .. } => "Snapshot",
@@ -101,7 +117,7 @@ impl SipHandle {
         rx.await.map_err(|_| Stopped)
     }
 
-    /// Place a call through `trunk`.
+    /// Place a call through `trunk`, for the default agent ([`Endpoint::originate`]).
     pub async fn originate(
         &self,
         to: &str,
@@ -112,9 +128,53 @@ impl SipHandle {
             to: to.into(),
             from: from.into(),
             trunk: trunk.into(),
+            agent: None,
             reply,
         })
         .await
+    }
+
+    /// Place a call through `trunk` for `agent` ([`Endpoint::originate_as`]):
+    /// its `CallEvent::Outgoing` names the agent, and the media bridge gives
+    /// the answered call's port to it. A refused or unanswered call ends with
+    /// `CallEvent::Hangup` (see [`super::HangupCause::is_busy`] and
+    /// [`super::HangupCause::is_no_answer`]).
+    pub async fn originate_as(
+        &self,
+        to: &str,
+        from: &str,
+        trunk: &str,
+        agent: AgentId,
+    ) -> Result<Result<CallHandle, EndpointError>, Stopped> {
+        self.ask(|reply| Command::Originate {
+            to: to.into(),
+            from: from.into(),
+            trunk: trunk.into(),
+            agent: Some(agent),
+            reply,
+        })
+        .await
+    }
+
+    /// Replace the inbound routing ([`Endpoint::set_routes`]); returns once
+    /// the endpoint applies it, so the next INVITE is routed by it.
+    pub async fn set_routes(
+        &self,
+        numbers: HashMap<String, AgentId>,
+        default_agent: Option<AgentId>,
+    ) -> Result<(), Stopped> {
+        self.ask(|reply| Command::SetRoutes {
+            numbers,
+            default_agent,
+            reply,
+        })
+        .await
+    }
+
+    /// Replace the trunk list ([`Endpoint::set_trunks`], which says what
+    /// happens to registrations); returns once the endpoint applies it.
+    pub async fn set_trunks(&self, trunks: Vec<TrunkConfig>) -> Result<(), Stopped> {
+        self.ask(|reply| Command::SetTrunks { trunks, reply }).await
     }
 
     /// Hang up.
@@ -306,7 +366,21 @@ async fn run(
                 let now = Instant::now();
                 match cmd {
                     None | Some(Command::Shutdown) => break,
-                    Some(Command::Originate { to, from, trunk, reply }) => { let _ = reply.send(ep.originate(now, &to, &from, &trunk)); }
+                    Some(Command::Originate { to, from, trunk, agent, reply }) => {
+                        let placed = match agent {
+                            Some(agent) => ep.originate_as(now, &to, &from, &trunk, agent),
+                            None => ep.originate(now, &to, &from, &trunk),
+                        };
+                        let _ = reply.send(placed);
+                    }
+                    Some(Command::SetRoutes { numbers, default_agent, reply }) => {
+                        ep.set_routes(numbers, default_agent);
+                        let _ = reply.send(());
+                    }
+                    Some(Command::SetTrunks { trunks, reply }) => {
+                        ep.set_trunks(now, trunks);
+                        let _ = reply.send(());
+                    }
                     Some(Command::Hangup { call, reply }) => { let _ = reply.send(ep.hangup(now, call)); }
                     Some(Command::Transfer { call, target, reply }) => { let _ = reply.send(ep.transfer(now, call, &target)); }
                     Some(Command::Snapshot { reply }) => {

@@ -56,6 +56,15 @@ impl std::fmt::Display for CallHandle {
 }
 
 /// Why a call ended.
+///
+/// For an outbound call that never got answered (a dialer deciding whether
+/// to retry), [`HangupCause::is_busy`] and [`HangupCause::is_no_answer`]
+/// sort the causes: busy is `Rejected(486 | 600)`; no answer is
+/// `Rejected(480 | 408 | 487)` (unavailable, the far side timed out, the
+/// request was cancelled by someone else) or [`HangupCause::Timeout`] (the
+/// trunk never answered our INVITE). Any other `Rejected` status is a
+/// failure (bad number, forbidden, server error). A call we cancelled with
+/// [`Endpoint::hangup`] ends with `LocalHangup`, not `Rejected(487)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HangupCause {
@@ -75,6 +84,23 @@ pub enum HangupCause {
     Transferred,
 }
 
+impl HangupCause {
+    /// The callee was busy: `Rejected(486 Busy Here)` or `Rejected(600 Busy Everywhere)`.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, HangupCause::Rejected(486 | 600))
+    }
+
+    /// Nobody answered: `Rejected(480 Temporarily Unavailable | 408 Request
+    /// Timeout | 487 Request Terminated)`, or our INVITE timed out
+    /// ([`HangupCause::Timeout`]).
+    pub fn is_no_answer(&self) -> bool {
+        matches!(
+            self,
+            HangupCause::Rejected(480 | 408 | 487) | HangupCause::Timeout
+        )
+    }
+}
+
 /// What happened on a call.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -89,6 +115,20 @@ pub enum CallEvent {
         did: String,
         /// Local RTP port reserved for it.
         rtp_port: u16,
+    },
+    /// We sent the INVITE of an outbound call ([`Endpoint::originate`],
+    /// [`Endpoint::originate_as`]). Comes before any of the call's other
+    /// events; a call that is refused or never answered then ends with
+    /// [`CallEvent::Hangup`] (see [`HangupCause`] for busy and no answer).
+    Outgoing {
+        /// The call.
+        call: CallHandle,
+        /// The agent that talks on the call once answered: the one given to
+        /// `originate_as`, or for `originate` the endpoint's default agent at
+        /// that moment (`None`: none configured, the media bridge uses its own default).
+        agent: Option<AgentId>,
+        /// The dialled target as given to `originate` (personal data: do not log at info).
+        to: String,
     },
     /// Our outbound call is ringing (180/183).
     Ringing {
@@ -250,14 +290,54 @@ struct Call {
     /// Outbound: the INVITE we sent (for ACK, CANCEL, auth retries).
     out_invite: Option<Request>,
     auth_attempts: u8,
-    trunk: Option<usize>,
+    /// Outbound: the trunk's credentials when the call was placed (a later
+    /// [`Endpoint::set_trunks`] does not disturb calls in progress).
+    outbound_auth: Option<DigestCredentials>,
     pending_transfer: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum TimerKind {
     Answer,
-    Register(usize),
+    /// Send (or refresh) the REGISTER of the trunk whose [`TrunkReg::id`] this is.
+    Register(u64),
+}
+
+/// One trunk's registration state, kept beside `cfg.trunks` (same index).
+///
+/// Timers and REGISTER transactions name a trunk by `id`, never by index,
+/// so [`Endpoint::set_trunks`] can reorder, replace or remove trunks: late
+/// timers and responses for an id no longer listed are dropped.
+#[derive(Debug, Clone)]
+struct TrunkReg {
+    id: u64,
+    cseq: u32,
+    /// The last REGISTER sent (to answer its challenge).
+    last: Option<Request>,
+    /// Whether that REGISTER carried credentials.
+    authed: bool,
+}
+
+impl TrunkReg {
+    fn new(id: u64) -> Self {
+        TrunkReg {
+            id,
+            cseq: 0,
+            last: None,
+            authed: false,
+        }
+    }
+}
+
+/// Whether two trunk configs register the same way (so a running
+/// registration survives a change to the other fields).
+fn same_registration(a: &TrunkConfig, b: &TrunkConfig) -> bool {
+    a.name == b.name
+        && a.address == b.address
+        && a.transport == b.transport
+        && a.outbound_auth == b.outbound_auth
+        && a.register == b.register
+        && a.domain == b.domain
 }
 
 /// The SIP endpoint core.
@@ -272,11 +352,11 @@ pub struct Endpoint {
     by_call_id: HashMap<String, CallHandle>,
     /// Client transactions we started: what they were for.
     client_tx: HashMap<TransactionKey, (CallHandle, Method)>,
-    register_tx: HashMap<TransactionKey, usize>,
-    register_cseq: Vec<u32>,
-    /// Per trunk: the last REGISTER sent (to answer its challenge) and whether it carried credentials.
-    last_register: Vec<Option<Request>>,
-    register_authed: Vec<bool>,
+    /// REGISTER transactions in flight: the [`TrunkReg::id`] they are for.
+    register_tx: HashMap<TransactionKey, u64>,
+    /// Per trunk (same index as `cfg.trunks`): registration state.
+    regs: Vec<TrunkReg>,
+    next_reg_id: u64,
     timers: BinaryHeap<Reverse<(Instant, TimerKind, u64)>>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<CallEvent>,
@@ -309,9 +389,8 @@ impl Endpoint {
             by_call_id: HashMap::new(),
             client_tx: HashMap::new(),
             register_tx: HashMap::new(),
-            register_cseq: vec![0; cfg.trunks.len()],
-            last_register: vec![None; cfg.trunks.len()],
-            register_authed: vec![false; cfg.trunks.len()],
+            regs: (0..cfg.trunks.len() as u64).map(TrunkReg::new).collect(),
+            next_reg_id: cfg.trunks.len() as u64,
             timers: BinaryHeap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -322,7 +401,8 @@ impl Endpoint {
         };
         for i in 0..ep.cfg.trunks.len() {
             if ep.cfg.trunks[i].register.is_some() {
-                ep.timers.push(Reverse((now, TimerKind::Register(i), 0)));
+                let id = ep.regs[i].id;
+                ep.timers.push(Reverse((now, TimerKind::Register(id), 0)));
             }
         }
         Ok(ep)
@@ -733,7 +813,7 @@ impl Endpoint {
             call_id: call_id.as_str().to_string(),
             out_invite: None,
             auth_attempts: 0,
-            trunk: None,
+            outbound_auth: None,
             pending_transfer: false,
         };
         self.by_call_id.insert(call_id.as_str().to_string(), handle);
@@ -1168,9 +1248,7 @@ impl Endpoint {
         let Some(call) = self.calls.get(&handle) else {
             return;
         };
-        let creds = call
-            .trunk
-            .and_then(|t| self.cfg.trunks[t].outbound_auth.clone());
+        let creds = call.outbound_auth.clone();
         let (Some(creds), Some(mut invite)) = (creds, call.out_invite.clone()) else {
             self.finish(handle, HangupCause::Rejected(resp.status.as_u16()));
             return;
@@ -1205,11 +1283,13 @@ impl Endpoint {
     }
 
     fn on_tx_timeout(&mut self, _now: Instant, key: TransactionKey) {
-        if let Some(trunk) = self.register_tx.remove(&key) {
-            self.events.push_back(CallEvent::RegistrationFailed {
-                trunk: self.cfg.trunks[trunk].name.clone(),
-                status: 408,
-            });
+        if let Some(id) = self.register_tx.remove(&key) {
+            if let Some(ti) = self.reg_index(id) {
+                self.events.push_back(CallEvent::RegistrationFailed {
+                    trunk: self.cfg.trunks[ti].name.clone(),
+                    status: 408,
+                });
+            }
             return;
         }
         if let Some((handle, method)) = self.client_tx.remove(&key) {
@@ -1221,13 +1301,99 @@ impl Endpoint {
 
     // ------------------------------------------------------------------ commands
 
-    /// Place a call to `to` (a number or a SIP URI) from `from` through `trunk`.
+    /// Replace the inbound routing: DID -> agent (keys are normalised with
+    /// [`normalise_number`]) and the agent for numbers not listed (`None`:
+    /// those get 404). Applies to INVITEs from now on; calls in progress
+    /// keep the agent they were routed to.
+    pub fn set_routes(
+        &mut self,
+        numbers: HashMap<String, AgentId>,
+        default_agent: Option<AgentId>,
+    ) {
+        self.cfg.numbers = numbers
+            .into_iter()
+            .map(|(number, agent)| (normalise_number(&number), agent))
+            .collect();
+        self.cfg.default_agent = default_agent;
+    }
+
+    /// Replace the trunk list: inbound allowlists and digest users, and the
+    /// trunks [`Endpoint::originate`] can use, from now on. Calls in
+    /// progress are not disturbed (they keep their peer and the credentials
+    /// they were placed with).
+    ///
+    /// Registrations: a trunk whose name and registration settings
+    /// (address, transport, `outbound_auth`, `register`, `domain`) are
+    /// unchanged keeps its registration as it is (no new REGISTER). A new
+    /// trunk, or one whose registration settings changed, with `register`
+    /// set starts registering at `now` (a fresh Call-ID, so the registrar
+    /// sees a new binding replacing any old one). A removed trunk, or the
+    /// old settings of a changed one, is simply no longer refreshed: it is
+    /// not unregistered (no `Expires: 0`), so the provider keeps the old
+    /// binding until it expires; late responses and timers for it are dropped.
+    pub fn set_trunks(&mut self, now: Instant, trunks: Vec<TrunkConfig>) {
+        let mut old: Vec<Option<(TrunkConfig, TrunkReg)>> = std::mem::take(&mut self.cfg.trunks)
+            .into_iter()
+            .zip(std::mem::take(&mut self.regs))
+            .map(Some)
+            .collect();
+        let mut regs = Vec::with_capacity(trunks.len());
+        for t in &trunks {
+            let kept = old
+                .iter_mut()
+                .find(|o| o.as_ref().is_some_and(|(c, _)| same_registration(c, t)))
+                .and_then(Option::take);
+            let reg = match kept {
+                Some((_, reg)) => reg,
+                None => {
+                    let id = self.next_reg_id;
+                    self.next_reg_id += 1;
+                    if t.register.is_some() {
+                        self.timers.push(Reverse((now, TimerKind::Register(id), 0)));
+                    }
+                    TrunkReg::new(id)
+                }
+            };
+            regs.push(reg);
+        }
+        self.cfg.trunks = trunks;
+        self.regs = regs;
+    }
+
+    /// Place a call to `to` (a number or a SIP URI) from `from` through
+    /// `trunk`. Its [`CallEvent::Outgoing`] names the endpoint's default
+    /// agent (see [`Endpoint::originate_as`] to choose one).
     pub fn originate(
         &mut self,
         now: Instant,
         to: &str,
         from: &str,
         trunk: &str,
+    ) -> Result<CallHandle, EndpointError> {
+        let agent = self.cfg.default_agent.clone();
+        self.place_call(now, to, from, trunk, agent)
+    }
+
+    /// Like [`Endpoint::originate`], for `agent`: [`CallEvent::Outgoing`]
+    /// carries it, so the media bridge gives the answered call's port to that agent.
+    pub fn originate_as(
+        &mut self,
+        now: Instant,
+        to: &str,
+        from: &str,
+        trunk: &str,
+        agent: AgentId,
+    ) -> Result<CallHandle, EndpointError> {
+        self.place_call(now, to, from, trunk, Some(agent))
+    }
+
+    fn place_call(
+        &mut self,
+        now: Instant,
+        to: &str,
+        from: &str,
+        trunk: &str,
+        agent: Option<AgentId>,
     ) -> Result<CallHandle, EndpointError> {
         let ti = self
             .cfg
@@ -1298,11 +1464,18 @@ impl Endpoint {
             call_id: call_id.clone(),
             out_invite: None,
             auth_attempts: 0,
-            trunk: Some(ti),
+            outbound_auth: t.outbound_auth.clone(),
             pending_transfer: false,
         };
         self.by_call_id.insert(call_id, handle);
         self.calls.insert(handle, call);
+        // Before the INVITE goes out, so it precedes the call's every other event
+        // (even the Hangup of an INVITE the transaction layer refuses).
+        self.events.push_back(CallEvent::Outgoing {
+            call: handle,
+            agent,
+            to: to.to_string(),
+        });
         self.send_invite(now, handle, invite);
         Ok(handle)
     }
@@ -1456,21 +1629,32 @@ impl Endpoint {
 
     // ------------------------------------------------------------------ registration
 
-    fn send_register(&mut self, now: Instant, ti: usize, auth: Option<(HeaderName, String)>) {
+    /// Index in `cfg.trunks` of the trunk whose registration is `id`, if still listed.
+    fn reg_index(&self, id: u64) -> Option<usize> {
+        self.regs.iter().position(|r| r.id == id)
+    }
+
+    fn send_register(&mut self, now: Instant, id: u64, auth: Option<(HeaderName, String)>) {
+        let Some(ti) = self.reg_index(id) else {
+            // The trunk was removed or replaced (set_trunks): its timer is stale.
+            return;
+        };
         let t = self.cfg.trunks[ti].clone();
         let Some(reg) = t.register.clone() else {
             return;
         };
         let domain = t.domain.clone().unwrap_or_else(|| t.address.to_string());
-        self.register_cseq[ti] += 1;
-        let seq = self.register_cseq[ti];
+        self.regs[ti].cseq += 1;
+        let seq = self.regs[ti].cseq;
         let via = self.via(t.transport);
-        let call_id = format!("reg-{}-{}@{}", ti, self.cfg.seed, self.cfg.public_addr.ip());
+        // Named by the registration's id (the trunk's index for trunks given at
+        // startup), so a restarted registration is a new Call-ID with a fresh CSeq.
+        let call_id = format!("reg-{}-{}@{}", id, self.cfg.seed, self.cfg.public_addr.ip());
         let aor = format!("sip:{}@{}", reg.user, domain);
         let mut h = Headers::new();
         push(&mut h, HeaderName::Via, &via);
         push(&mut h, HeaderName::MaxForwards, "70");
-        push(&mut h, HeaderName::From, &format!("<{aor}>;tag=reg{ti}"));
+        push(&mut h, HeaderName::From, &format!("<{aor}>;tag=reg{id}"));
         push(&mut h, HeaderName::To, &format!("<{aor}>"));
         push(&mut h, HeaderName::CallId, &call_id);
         push(&mut h, HeaderName::CSeq, &format!("{seq} REGISTER"));
@@ -1494,16 +1678,20 @@ impl Endpoint {
             addr: t.address,
             transport: t.transport,
         };
-        self.last_register[ti] = Some(req.clone());
+        self.regs[ti].last = Some(req.clone());
         match self.tx.send_request(now, req, peer) {
             Ok(key) => {
-                self.register_tx.insert(key, ti);
+                self.register_tx.insert(key, id);
             }
             Err(e) => tracing::info!(trunk = %t.name, error = %e, "REGISTER not sent"),
         }
     }
 
-    fn on_register_response(&mut self, now: Instant, ti: usize, resp: Response) {
+    fn on_register_response(&mut self, now: Instant, id: u64, resp: Response) {
+        let Some(ti) = self.reg_index(id) else {
+            tracing::debug!("REGISTER response for a trunk no longer configured: dropped");
+            return;
+        };
         let code = resp.status.as_u16();
         let name = self.cfg.trunks[ti].name.clone();
         match code {
@@ -1528,34 +1716,29 @@ impl Endpoint {
                     .or_else(|| resp.headers.expires().ok().flatten())
                     .unwrap_or(requested)
                     .max(10);
-                self.register_authed[ti] = false;
+                self.regs[ti].authed = false;
                 self.events.push_back(CallEvent::Registered {
                     trunk: name,
                     expires: granted,
                 });
                 let refresh = Duration::from_secs(u64::from(granted) / 2);
                 self.timers
-                    .push(Reverse((now + refresh, TimerKind::Register(ti), 0)));
+                    .push(Reverse((now + refresh, TimerKind::Register(id), 0)));
             }
             401 | 407 => {
                 let creds = self.cfg.trunks[ti].outbound_auth.clone();
-                let domain = self.cfg.trunks[ti]
-                    .domain
-                    .clone()
-                    .unwrap_or_else(|| self.cfg.trunks[ti].address.to_string());
                 // One authenticated attempt per challenge: a second 401 means the credentials are wrong.
-                let already = self.register_authed.get(ti).copied().unwrap_or(false);
-                match (creds, self.last_register.get(ti).cloned().flatten()) {
+                let already = self.regs[ti].authed;
+                match (creds, self.regs[ti].last.clone()) {
                     (Some(c), Some(req)) if !already => {
                         let cnonce = self.ids.token(16);
                         let creds = Credentials::new(c.username, c.password);
                         match auth::authorize_request(&resp, &req, &creds, NonceCount(1), &cnonce) {
                             Ok(h) => {
-                                self.register_authed[ti] = true;
-                                let _ = domain;
+                                self.regs[ti].authed = true;
                                 self.send_register(
                                     now,
-                                    ti,
+                                    id,
                                     Some((
                                         h.name().clone(),
                                         String::from_utf8_lossy(h.value()).into_owned(),
@@ -1569,14 +1752,14 @@ impl Endpoint {
                         }
                     }
                     _ => {
-                        self.register_authed[ti] = false;
+                        self.regs[ti].authed = false;
                         self.events.push_back(CallEvent::RegistrationFailed {
                             trunk: name,
                             status: code,
                         });
                         self.timers.push(Reverse((
                             now + Duration::from_secs(60),
-                            TimerKind::Register(ti),
+                            TimerKind::Register(id),
                             0,
                         )));
                     }
@@ -1590,7 +1773,7 @@ impl Endpoint {
                 // Try again later rather than hammering the provider.
                 self.timers.push(Reverse((
                     now + Duration::from_secs(60),
-                    TimerKind::Register(ti),
+                    TimerKind::Register(id),
                     0,
                 )));
             }
@@ -1651,6 +1834,492 @@ fn parse_dtmf_relay(body: &str) -> Option<(char, Option<u32>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sip::transaction::TransportKind;
+    use std::net::SocketAddr;
+
+    // ---------------------------------------------------------------- sans-IO harness
+
+    const CARRIER: &str = "192.0.2.10:5060";
+    const OTHER: &str = "198.51.100.20:5060";
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn peer(s: &str) -> Peer {
+        Peer {
+            addr: addr(s),
+            transport: TransportKind::Udp,
+        }
+    }
+
+    fn trunk(name: &str, at: &str, allow: &str) -> TrunkConfig {
+        TrunkConfig {
+            name: name.into(),
+            address: addr(at),
+            transport: TransportKind::Udp,
+            allow_from: vec![allow.parse().unwrap()],
+            outbound_auth: None,
+            inbound_users: vec![],
+            register: None,
+            domain: None,
+        }
+    }
+
+    fn registering(mut t: TrunkConfig, user: &str) -> TrunkConfig {
+        t.outbound_auth = Some(DigestCredentials {
+            username: user.into(),
+            password: "secret".into(),
+        });
+        t.register = Some(config::RegisterConfig {
+            user: user.into(),
+            expires: 600,
+        });
+        t
+    }
+
+    fn agent(name: &str) -> AgentId {
+        AgentId(name.into())
+    }
+
+    /// An endpoint on 10.0.0.1 with one trunk, `carrier`, and a fake clock.
+    struct Harness {
+        ep: Endpoint,
+        now: Instant,
+    }
+
+    impl Harness {
+        fn new(configure: impl FnOnce(&mut EndpointConfig)) -> Harness {
+            let mut cfg = EndpointConfig::new(addr("10.0.0.1:5060"), 7);
+            cfg.trunks.push(trunk("carrier", CARRIER, "192.0.2.0/24"));
+            configure(&mut cfg);
+            let now = Instant::now();
+            Harness {
+                ep: Endpoint::new(cfg, now, 1_700_000_000).unwrap(),
+                now,
+            }
+        }
+
+        fn recv(&mut self, msg: SipMessage, from: &str) {
+            self.ep.handle_message(self.now, msg, peer(from));
+        }
+
+        /// An INVITE for `did` (late offer: no SDP) from the carrier.
+        fn invite(&mut self, did: &str, n: u32) {
+            let text = format!(
+                "INVITE sip:{did}@10.0.0.1:5060 SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP {CARRIER};branch=z9hG4bKin{n}\r\n\
+                 Max-Forwards: 70\r\n\
+                 From: <sip:15550001111@192.0.2.10>;tag=caller{n}\r\n\
+                 To: <sip:{did}@10.0.0.1>\r\n\
+                 Call-ID: inbound-{n}@192.0.2.10\r\n\
+                 CSeq: 1 INVITE\r\n\
+                 Contact: <sip:15550001111@{CARRIER}>\r\n\
+                 Content-Length: 0\r\n\r\n"
+            );
+            self.ep
+                .handle_datagram(self.now, text.as_bytes(), peer(CARRIER));
+        }
+
+        /// Advance the clock by `d`, running every timer due on the way.
+        fn advance(&mut self, d: Duration) {
+            let until = self.now + d;
+            while let Some(at) = self.ep.poll_timeout() {
+                if at > until {
+                    break;
+                }
+                self.now = self.now.max(at);
+                self.ep.handle_timeout(self.now);
+            }
+            self.now = until;
+        }
+
+        fn sent(&mut self) -> Vec<(Peer, SipMessage)> {
+            std::iter::from_fn(|| self.ep.poll_transmit())
+                .map(|t| (t.to, crate::sip::parse_datagram(&t.bytes).unwrap()))
+                .collect()
+        }
+
+        fn events(&mut self) -> Vec<CallEvent> {
+            std::iter::from_fn(|| self.ep.poll_event()).collect()
+        }
+
+        /// Final status codes of the responses sent since the last call.
+        fn statuses(&mut self) -> Vec<u16> {
+            self.sent()
+                .into_iter()
+                .filter_map(|(_, m)| match m {
+                    SipMessage::Response(r) => Some(r.status.as_u16()),
+                    SipMessage::Request(_) => None,
+                })
+                .collect()
+        }
+
+        /// The requests sent since the last call, with where they went.
+        fn requests(&mut self) -> Vec<(Peer, Request)> {
+            self.sent()
+                .into_iter()
+                .filter_map(|(p, m)| match m {
+                    SipMessage::Request(r) => Some((p, r)),
+                    SipMessage::Response(_) => None,
+                })
+                .collect()
+        }
+    }
+
+    /// `req` answered with `code` (and a To tag, as a UAS would).
+    fn answer(req: &Request, code: u16, extra: &[(HeaderName, &str)]) -> SipMessage {
+        let mut resp = req.make_response(status(code), status(code).canonical_reason());
+        add_to_tag(&mut resp, "far");
+        for (name, value) in extra {
+            push(&mut resp.headers, name.clone(), value);
+        }
+        SipMessage::Response(resp)
+    }
+
+    fn incoming_agent(events: &[CallEvent]) -> Option<AgentId> {
+        events.iter().find_map(|e| match e {
+            CallEvent::Incoming { agent, .. } => Some(agent.clone()),
+            _ => None,
+        })
+    }
+
+    fn hangup_cause(events: &[CallEvent]) -> Option<HangupCause> {
+        events.iter().find_map(|e| match e {
+            CallEvent::Hangup { cause, .. } => Some(cause.clone()),
+            _ => None,
+        })
+    }
+
+    // ---------------------------------------------------------------- routing
+
+    #[test]
+    fn set_routes_sends_a_new_number_to_its_agent() {
+        let mut h = Harness::new(|c| {
+            c.numbers.insert("15550100001".into(), agent("support"));
+        });
+        h.invite("15550100002", 1);
+        assert_eq!(h.statuses(), vec![404], "not routed yet");
+        assert!(h.events().is_empty());
+
+        let mut numbers = HashMap::new();
+        numbers.insert("15550100001".to_string(), agent("support"));
+        // Keys are normalised like dialled numbers.
+        numbers.insert("+1 (555) 010-0002".to_string(), agent("sales"));
+        h.ep.set_routes(numbers, None);
+        h.invite("+15550100002", 2);
+        assert_eq!(incoming_agent(&h.events()), Some(agent("sales")));
+        assert_eq!(h.statuses(), vec![100, 200]);
+        h.invite("15550100001", 3);
+        assert_eq!(incoming_agent(&h.events()), Some(agent("support")));
+    }
+
+    #[test]
+    fn set_routes_removing_a_number_gives_404_and_spares_calls_in_progress() {
+        let mut h = Harness::new(|c| {
+            c.numbers.insert("15550100001".into(), agent("support"));
+            c.answer_delay = Duration::from_secs(2);
+        });
+        h.invite("15550100001", 1);
+        assert_eq!(incoming_agent(&h.events()), Some(agent("support")));
+        assert_eq!(h.statuses(), vec![100, 180]);
+
+        h.ep.set_routes(HashMap::new(), None);
+        h.invite("15550100001", 2);
+        assert_eq!(h.statuses(), vec![404]);
+        assert!(h.events().is_empty());
+        // The call routed before the change is still answered.
+        h.advance(Duration::from_secs(2));
+        assert!(matches!(
+            h.events().as_slice(),
+            [CallEvent::Answered {
+                call: CallHandle(1),
+                ..
+            }]
+        ));
+        // (The 404 is retransmitted meanwhile: nobody ACKs it in this test.)
+        assert_eq!(h.statuses().last(), Some(&200));
+
+        // A default agent catches every number not listed.
+        h.ep.set_routes(HashMap::new(), Some(agent("fallback")));
+        h.invite("15550100009", 3);
+        assert_eq!(incoming_agent(&h.events()), Some(agent("fallback")));
+    }
+
+    // ---------------------------------------------------------------- trunks
+
+    #[test]
+    fn set_trunks_replaces_the_trunks_originate_and_admission_use() {
+        let mut h = Harness::new(|c| c.default_agent = Some(agent("support")));
+        h.ep.set_trunks(h.now, vec![trunk("backup", OTHER, "198.51.100.0/24")]);
+
+        let call =
+            h.ep.originate(h.now, "15550100077", "15550000000", "backup");
+        assert!(call.is_ok(), "{call:?}");
+        let reqs = h.requests();
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(reqs[0].0, peer(OTHER));
+        assert_eq!(reqs[0].1.method, Method::Invite);
+        assert!(matches!(
+            h.ep.originate(h.now, "15550100077", "15550000000", "carrier"),
+            Err(EndpointError::UnknownTrunk(name)) if name == "carrier"
+        ));
+
+        // The old trunk's sources are no longer admitted; the new one's are.
+        h.invite("15550100001", 1);
+        assert_eq!(h.statuses(), vec![403]);
+        let text = "INVITE sip:15550100001@10.0.0.1 SIP/2.0\r\n\
+                    Via: SIP/2.0/UDP 198.51.100.20:5060;branch=z9hG4bKnew1\r\n\
+                    Max-Forwards: 70\r\n\
+                    From: <sip:a@198.51.100.20>;tag=x\r\n\
+                    To: <sip:15550100001@10.0.0.1>\r\n\
+                    Call-ID: other-1@198.51.100.20\r\n\
+                    CSeq: 1 INVITE\r\n\
+                    Contact: <sip:a@198.51.100.20:5060>\r\n\
+                    Content-Length: 0\r\n\r\n";
+        h.ep.handle_datagram(h.now, text.as_bytes(), peer(OTHER));
+        assert_eq!(incoming_agent(&h.events()), Some(agent("support")));
+    }
+
+    #[test]
+    fn set_trunks_leaves_a_call_in_progress_its_credentials() {
+        let mut h = Harness::new(|c| {
+            c.trunks[0].outbound_auth = Some(DigestCredentials {
+                username: "acct".into(),
+                password: "secret".into(),
+            });
+        });
+        let call =
+            h.ep.originate(h.now, "15550100077", "15550000000", "carrier")
+                .unwrap();
+        let (_, invite) = h.requests().pop().unwrap();
+        h.ep.set_trunks(h.now, vec![]);
+        // The carrier challenges the call placed before the change: it still answers.
+        let challenge = answer(
+            &invite,
+            401,
+            &[(
+                HeaderName::WwwAuthenticate,
+                "Digest realm=\"carrier\", nonce=\"n0nce\", algorithm=MD5, qop=\"auth\"",
+            )],
+        );
+        h.recv(challenge, CARRIER);
+        let reqs = h.requests();
+        let retry = reqs
+            .iter()
+            .find(|(_, r)| r.method == Method::Invite)
+            .expect("INVITE retried with credentials");
+        assert_eq!(retry.0, peer(CARRIER));
+        assert!(!retry.1.headers.authorization().unwrap().is_empty());
+        h.recv(answer(&retry.1, 486, &[]), CARRIER);
+        assert_eq!(
+            h.events().last(),
+            Some(&CallEvent::Hangup {
+                call,
+                cause: HangupCause::Rejected(486)
+            })
+        );
+    }
+
+    fn registers(reqs: &[(Peer, Request)]) -> Vec<(Peer, Request)> {
+        reqs.iter()
+            .filter(|(_, r)| r.method == Method::Register)
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn set_trunks_keeps_unchanged_registrations_and_starts_new_ones() {
+        let mut h = Harness::new(|c| {
+            c.trunks = vec![
+                registering(trunk("a", CARRIER, "192.0.2.0/24"), "alice"),
+                registering(trunk("b", OTHER, "198.51.100.0/24"), "bob"),
+            ];
+        });
+        h.advance(Duration::ZERO);
+        let regs = registers(&h.requests());
+        assert_eq!(regs.len(), 2);
+        let (_, reg_a) = regs.iter().find(|(p, _)| *p == peer(CARRIER)).unwrap();
+        let (_, reg_b) = regs.iter().find(|(p, _)| *p == peer(OTHER)).unwrap();
+
+        // Drop `a`, keep `b` (now first, with a wider allowlist: not a registration change),
+        // add `c`.
+        let mut b = registering(trunk("b", OTHER, "198.51.100.0/24"), "bob");
+        b.allow_from.push("203.0.113.0/24".parse().unwrap());
+        let c = registering(trunk("c", "203.0.113.5:5060", "203.0.113.0/24"), "carol");
+        h.ep.set_trunks(h.now, vec![b, c]);
+        h.advance(Duration::ZERO);
+        let regs = registers(&h.requests());
+        assert_eq!(regs.len(), 1, "only the new trunk registers now");
+        assert_eq!(regs[0].0, peer("203.0.113.5:5060"));
+        let reg_c = regs[0].1.clone();
+        assert_ne!(
+            reg_c.headers.call_id().unwrap().as_str(),
+            reg_b.headers.call_id().unwrap().as_str()
+        );
+
+        // The removed trunk's answer is dropped; the kept and new ones register.
+        h.recv(answer(reg_a, 200, &[]), CARRIER);
+        h.recv(answer(reg_b, 200, &[]), OTHER);
+        h.recv(answer(&reg_c, 200, &[]), "203.0.113.5:5060");
+        let names: Vec<String> = h
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                CallEvent::Registered { trunk, .. } => Some(trunk),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(names, vec!["b".to_string(), "c".to_string()]);
+
+        // Refreshes (at half the 600 s) go to the live trunks only.
+        // (Stop before timer E would retransmit them, 500 ms later.)
+        h.advance(Duration::from_millis(300_100));
+        let mut to: Vec<SocketAddr> = registers(&h.requests())
+            .iter()
+            .map(|(p, _)| p.addr)
+            .collect();
+        to.sort();
+        assert_eq!(to, vec![addr(OTHER), addr("203.0.113.5:5060")]);
+    }
+
+    #[test]
+    fn a_changed_trunk_registers_again() {
+        let mut h = Harness::new(|c| {
+            c.trunks = vec![registering(trunk("a", CARRIER, "192.0.2.0/24"), "alice")];
+        });
+        h.advance(Duration::ZERO);
+        let first = registers(&h.requests());
+        assert_eq!(first.len(), 1);
+        h.ep.set_trunks(
+            h.now,
+            vec![registering(trunk("a", CARRIER, "192.0.2.0/24"), "alice2")],
+        );
+        h.advance(Duration::ZERO);
+        let again = registers(&h.requests());
+        assert_eq!(again.len(), 1);
+        // The old REGISTER's late answer does not count for the new registration.
+        h.recv(answer(&first[0].1, 200, &[]), CARRIER);
+        assert!(h.events().is_empty());
+        h.recv(answer(&again[0].1, 200, &[]), CARRIER);
+        assert!(matches!(
+            h.events().as_slice(),
+            [CallEvent::Registered { trunk, .. }] if trunk == "a"
+        ));
+    }
+
+    // ---------------------------------------------------------------- outbound
+
+    #[test]
+    fn originate_as_reports_the_agent_before_any_response() {
+        let mut h = Harness::new(|c| c.default_agent = Some(agent("support")));
+        let call =
+            h.ep.originate_as(
+                h.now,
+                "+1 555 010 0077",
+                "15550000000",
+                "carrier",
+                agent("sales"),
+            )
+            .unwrap();
+        assert_eq!(
+            h.events(),
+            vec![CallEvent::Outgoing {
+                call,
+                agent: Some(agent("sales")),
+                to: "+1 555 010 0077".into()
+            }]
+        );
+        let (to, invite) = h.requests().pop().unwrap();
+        assert_eq!(to, peer(CARRIER));
+        assert_eq!(invite.method, Method::Invite);
+
+        // Plain originate names the endpoint's default agent.
+        let other =
+            h.ep.originate(h.now, "15550100078", "15550000000", "carrier")
+                .unwrap();
+        assert_eq!(
+            h.events(),
+            vec![CallEvent::Outgoing {
+                call: other,
+                agent: Some(agent("support")),
+                to: "15550100078".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_busy_outbound_call_ends_rejected_486() {
+        let mut h = Harness::new(|_| {});
+        let call =
+            h.ep.originate_as(
+                h.now,
+                "15550100077",
+                "15550000000",
+                "carrier",
+                agent("sales"),
+            )
+            .unwrap();
+        let (_, invite) = h.requests().pop().unwrap();
+        h.recv(answer(&invite, 180, &[]), CARRIER);
+        h.recv(answer(&invite, 486, &[]), CARRIER);
+        let events = h.events();
+        assert!(matches!(&events[0], CallEvent::Outgoing { agent: Some(a), .. } if a.0 == "sales"));
+        assert_eq!(events[1], CallEvent::Ringing { call });
+        let cause = hangup_cause(&events).unwrap();
+        assert_eq!(cause, HangupCause::Rejected(486));
+        assert!(cause.is_busy() && !cause.is_no_answer());
+        assert_eq!(h.ep.stats().active_calls, 0);
+        assert_eq!(h.ep.ports_in_use(), 0);
+    }
+
+    #[test]
+    fn an_unanswered_outbound_call_ends_with_timeout() {
+        let mut h = Harness::new(|_| {});
+        let call =
+            h.ep.originate_as(
+                h.now,
+                "15550100077",
+                "15550000000",
+                "carrier",
+                agent("sales"),
+            )
+            .unwrap();
+        h.events();
+        // Nothing comes back: timer B (64 * T1) ends the call.
+        h.advance(Duration::from_secs(31));
+        assert!(h.events().is_empty());
+        h.advance(Duration::from_secs(2));
+        let ev = h.events();
+        assert_eq!(
+            ev,
+            vec![CallEvent::Hangup {
+                call,
+                cause: HangupCause::Timeout
+            }]
+        );
+        assert!(HangupCause::Timeout.is_no_answer());
+    }
+
+    #[test]
+    fn hangup_causes_sort_busy_from_no_answer() {
+        for code in [486, 600] {
+            assert!(HangupCause::Rejected(code).is_busy());
+            assert!(!HangupCause::Rejected(code).is_no_answer());
+        }
+        for code in [480, 408, 487] {
+            assert!(HangupCause::Rejected(code).is_no_answer());
+            assert!(!HangupCause::Rejected(code).is_busy());
+        }
+        for cause in [
+            HangupCause::Rejected(404),
+            HangupCause::Rejected(503),
+            HangupCause::LocalHangup,
+            HangupCause::RemoteBye,
+        ] {
+            assert!(!cause.is_busy() && !cause.is_no_answer(), "{cause:?}");
+        }
+    }
 
     #[test]
     fn dtmf_relay_bodies() {

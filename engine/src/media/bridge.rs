@@ -1,6 +1,10 @@
 //! Wires the SIP endpoint to the media plane: a call's media starts when it
 //! is answered, follows re-INVITEs, gets SIP INFO digits, and stops on
 //! hangup; a pipeline's hangup (or a media timeout) becomes a BYE.
+//!
+//! A call's port names the agent its pipeline runs: the routed agent of an
+//! inbound call (`CallEvent::Incoming`), the agent an outbound call was
+//! placed for (`CallEvent::Outgoing`), else the bridge's `default_agent`.
 
 use super::{MediaCall, MediaEngine, MediaEvent};
 use crate::endpoint::driver::SipHandle;
@@ -107,6 +111,16 @@ fn on_sip(
                 *call,
                 CallMedia {
                     agent: agent.clone(),
+                    media: None,
+                    late_port: None,
+                },
+            );
+        }
+        CallEvent::Outgoing { call, agent, .. } => {
+            calls.insert(
+                *call,
+                CallMedia {
+                    agent: agent.clone().unwrap_or_else(|| default_agent.clone()),
                     media: None,
                     late_port: None,
                 },
