@@ -135,7 +135,9 @@ fn bearer(req: &Request) -> Option<String> {
     if let Some(v) = req.headers().get(axum::http::header::AUTHORIZATION) {
         let v = v.to_str().ok()?;
         let (scheme, key) = v.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| key.trim().to_string());
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| key.trim().to_string());
     }
     // WebSocket clients in browsers cannot set headers.
     let is_upgrade = req.headers().contains_key(axum::http::header::UPGRADE);
@@ -158,12 +160,11 @@ pub async fn require_key(
             "missing API key: send `Authorization: Bearer KEY` (create one with `vocelio keys create --scope admin`)",
         ));
     };
-    let row: Option<(String, String, Option<i64>, Option<i64>)> = sqlx::query_as(
-        "SELECT id, scope, revoked_ms, last_used_ms FROM api_keys WHERE hash = $1",
-    )
-    .bind(hash_key(&key))
-    .fetch_optional(&state.db.pool)
-    .await?;
+    let row: Option<(String, String, Option<i64>, Option<i64>)> =
+        sqlx::query_as("SELECT id, scope, revoked_ms, last_used_ms FROM api_keys WHERE hash = $1")
+            .bind(hash_key(&key))
+            .fetch_optional(&state.db.pool)
+            .await?;
     let Some((id, scope, revoked, last_used)) = row else {
         return Err(ApiError::unauthorized("unknown API key"));
     };
@@ -202,7 +203,10 @@ mod tests {
         assert_eq!(required_scope(&Method::GET, "/v1/agents"), Scope::Read);
         assert_eq!(required_scope(&Method::POST, "/v1/agents"), Scope::Write);
         assert_eq!(required_scope(&Method::GET, "/v1/keys"), Scope::Admin);
-        assert_eq!(required_scope(&Method::DELETE, "/v1/keys/key_1"), Scope::Admin);
+        assert_eq!(
+            required_scope(&Method::DELETE, "/v1/keys/key_1"),
+            Scope::Admin
+        );
         assert_eq!(required_scope(&Method::GET, "/v1/keysmith"), Scope::Read);
     }
 

@@ -90,10 +90,13 @@ impl Db {
         } else {
             options = options.max_connections(16);
         }
-        let pool = options.connect(url).await.map_err(|source| DbError::Connect {
-            url: redact(url),
-            source,
-        })?;
+        let pool = options
+            .connect(url)
+            .await
+            .map_err(|source| DbError::Connect {
+                url: redact(url),
+                source,
+            })?;
         MIGRATOR.run(&pool).await?;
         Ok(Db { pool, kind })
     }

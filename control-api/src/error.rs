@@ -71,7 +71,11 @@ impl ApiError {
 
     /// 404.
     pub fn not_found(what: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     /// 409.
@@ -118,11 +122,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            axum::Json(ErrorResponse { error: self.body }),
-        )
-            .into_response()
+        (self.status, axum::Json(ErrorResponse { error: self.body })).into_response()
     }
 }
 
@@ -165,7 +165,12 @@ where
                     "expected Content-Type: application/json",
                 ))
             }
-            Err(e) => return Err(ApiError::bad_request(format!("invalid JSON: {}", e.body_text()))),
+            Err(e) => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid JSON: {}",
+                    e.body_text()
+                )))
+            }
         };
         from_value(value).map(ApiJson)
     }
@@ -175,7 +180,11 @@ where
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> ApiResult<T> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "body".to_string() } else { path };
+        let field = if path == "." {
+            "body".to_string()
+        } else {
+            path
+        };
         ApiError::validation(field, e.into_inner().to_string())
     })
 }

@@ -43,6 +43,7 @@ Every `/v1` endpoint needs `Authorization: Bearer KEY` (create the first with `v
 )]
 pub struct ApiDoc;
 
+#[derive(Debug)]
 struct BearerAuth;
 
 impl Modify for BearerAuth {

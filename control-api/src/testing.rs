@@ -38,12 +38,19 @@ pub struct FakeEngine {
 impl FakeEngine {
     /// A snapshot of the calls placed.
     pub fn placed(&self) -> Vec<OutboundCall> {
-        self.log.lock().map(|l| l.placed.clone()).unwrap_or_default()
+        self.log
+            .lock()
+            .map(|l| l.placed.clone())
+            .unwrap_or_default()
     }
 }
 
 fn live(e: &FakeEngine, call: &str) -> Result<(), EngineError> {
-    let ok = e.live.lock().map(|l| l.iter().any(|c| c == call)).unwrap_or(false);
+    let ok = e
+        .live
+        .lock()
+        .map(|l| l.iter().any(|c| c == call))
+        .unwrap_or(false);
     if ok {
         Ok(())
     } else {
@@ -54,7 +61,10 @@ fn live(e: &FakeEngine, call: &str) -> Result<(), EngineError> {
 impl EngineControl for FakeEngine {
     fn place_call(&self, call: OutboundCall) -> BoxFuture<'_, Result<String, EngineError>> {
         Box::pin(async move {
-            let mut log = self.log.lock().map_err(|_| EngineError::Refused("poisoned".into()))?;
+            let mut log = self
+                .log
+                .lock()
+                .map_err(|_| EngineError::Refused("poisoned".into()))?;
             log.placed.push(call);
             let id = format!("call-{}", log.placed.len());
             if let Ok(mut l) = self.live.lock() {
@@ -167,11 +177,12 @@ impl TestApp {
         let db = Db::memory().await.expect("in-memory database");
         let engine = Arc::new(FakeEngine::default());
         let clock = Arc::new(FakeClock::new(T0_MS));
-        let state = AppState::new(db, engine.clone(), ApiSettings::default())
-            .with_clock(clock.clone());
-        let (admin_key, _) = crate::auth::create_key(&state.db, "test", crate::auth::Scope::Admin, T0_MS)
-            .await
-            .expect("admin key");
+        let state =
+            AppState::new(db, engine.clone(), ApiSettings::default()).with_clock(clock.clone());
+        let (admin_key, _) =
+            crate::auth::create_key(&state.db, "test", crate::auth::Scope::Admin, T0_MS)
+                .await
+                .expect("admin key");
         TestApp {
             state,
             engine,
@@ -221,11 +232,20 @@ impl TestApp {
         let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20)
             .await
             .expect("body");
-        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     /// Raw response (for non-JSON bodies).
-    pub async fn raw(&self, method: &str, uri: &str, body: axum::body::Body, content_type: &str) -> (axum::http::StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    pub async fn raw(
+        &self,
+        method: &str,
+        uri: &str,
+        body: axum::body::Body,
+        content_type: &str,
+    ) -> (axum::http::StatusCode, axum::http::HeaderMap, Vec<u8>) {
         use tower::ServiceExt;
         let req = axum::http::Request::builder()
             .method(method)
@@ -237,7 +257,9 @@ impl TestApp {
         let resp = self.router().oneshot(req).await.expect("response");
         let status = resp.status();
         let headers = resp.headers().clone();
-        let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20).await.expect("body");
+        let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20)
+            .await
+            .expect("body");
         (status, headers, bytes.to_vec())
     }
 }

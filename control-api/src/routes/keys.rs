@@ -37,7 +37,15 @@ pub struct CreatedKey {
     pub info: KeyInfo,
 }
 
-type KeyRow = (String, String, String, String, i64, Option<i64>, Option<i64>);
+type KeyRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
 
 fn info(r: KeyRow) -> ApiResult<KeyInfo> {
     Ok(KeyInfo {
@@ -61,7 +69,9 @@ async fn list_keys(State(s): State<AppState>) -> ApiResult<axum::Json<Vec<KeyInf
     )
     .fetch_all(&s.db.pool)
     .await?;
-    Ok(axum::Json(rows.into_iter().map(info).collect::<ApiResult<_>>()?))
+    Ok(axum::Json(
+        rows.into_iter().map(info).collect::<ApiResult<_>>()?,
+    ))
 }
 
 /// Create an API key. The key is in this response only; it is stored hashed.
@@ -87,11 +97,12 @@ async fn create_key(
     responses((status = 204), (status = 404, body = ErrorResponse)),
     security(("bearer" = [])))]
 async fn revoke_key(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    let done = sqlx::query("UPDATE api_keys SET revoked_ms = $1 WHERE id = $2 AND revoked_ms IS NULL")
-        .bind(s.now_ms())
-        .bind(&id)
-        .execute(&s.db.pool)
-        .await?;
+    let done =
+        sqlx::query("UPDATE api_keys SET revoked_ms = $1 WHERE id = $2 AND revoked_ms IS NULL")
+            .bind(s.now_ms())
+            .bind(&id)
+            .execute(&s.db.pool)
+            .await?;
     if done.rows_affected() == 0 {
         return Err(ApiError::not_found(format!("key {id}")));
     }

@@ -47,18 +47,38 @@ async fn count(s: &AppState, sql: &str) -> i64 {
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let mut text = s.engine.prometheus();
     let gauges = [
-        ("vocelio_api_calls_live", "Calls in progress (ringing or answered).", "SELECT COUNT(*) FROM calls WHERE status <> 'ended'"),
-        ("vocelio_api_calls_total", "Calls recorded.", "SELECT COUNT(*) FROM calls"),
-        ("vocelio_api_campaigns_running", "Campaigns dialling.", "SELECT COUNT(*) FROM campaigns WHERE status = 'running'"),
-        ("vocelio_api_webhook_deliveries_pending", "Webhook deliveries waiting to be sent or retried.", "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'"),
-        ("vocelio_api_webhook_deliveries_failed", "Webhook deliveries that gave up.", "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'failed'"),
+        (
+            "vocelio_api_calls_live",
+            "Calls in progress (ringing or answered).",
+            "SELECT COUNT(*) FROM calls WHERE status <> 'ended'",
+        ),
+        (
+            "vocelio_api_calls_total",
+            "Calls recorded.",
+            "SELECT COUNT(*) FROM calls",
+        ),
+        (
+            "vocelio_api_campaigns_running",
+            "Campaigns dialling.",
+            "SELECT COUNT(*) FROM campaigns WHERE status = 'running'",
+        ),
+        (
+            "vocelio_api_webhook_deliveries_pending",
+            "Webhook deliveries waiting to be sent or retried.",
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'",
+        ),
+        (
+            "vocelio_api_webhook_deliveries_failed",
+            "Webhook deliveries that gave up.",
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'failed'",
+        ),
     ];
     for (name, help, sql) in gauges {
         let v = count(&s, sql).await;
-        let _ = write!(text, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n");
+        let _ = write!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
+        );
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        text,
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
