@@ -26,7 +26,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 /// The OpenAPI document's frame; paths come from the handlers.
-#[derive(OpenApi)]
+#[derive(OpenApi, Debug)]
 #[openapi(
     info(
         title = "Vocelio control API",
