@@ -166,3 +166,7 @@ CREATE TABLE webhook_deliveries (
     delivered_ms    BIGINT
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_ms);
+
+-- One live row per engine call id (the engine numbers calls from 1 again
+-- after a restart; rows of earlier runs are all ended by then).
+CREATE UNIQUE INDEX calls_live_engine ON calls (engine_call) WHERE status <> 'ended';

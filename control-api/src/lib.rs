@@ -8,15 +8,19 @@
 
 pub mod auth;
 pub mod db;
+pub mod dialer;
 pub mod error;
 pub mod events;
 pub mod model;
 pub mod pagination;
+pub mod recorder;
 pub mod routes;
 pub mod routing;
 pub mod state;
+pub mod store;
 #[doc(hidden)]
 pub mod testing;
+pub mod webhooks;
 
 use axum::Router;
 use state::AppState;
@@ -92,4 +96,19 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::system::router())
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/v1/openapi.json", api))
+}
+
+/// Start the background work: close calls left live by a crash, settle
+/// campaign contacts, then record engine events, dial campaigns and send
+/// webhooks until the process ends.
+pub async fn start_workers(
+    state: AppState,
+    engine_events: tokio::sync::mpsc::UnboundedReceiver<model::EngineEvent>,
+) -> error::ApiResult<()> {
+    recorder::recover(&state).await?;
+    dialer::recover(&state).await?;
+    tokio::spawn(recorder::run(state.clone(), engine_events));
+    tokio::spawn(dialer::run(state.clone()));
+    tokio::spawn(webhooks::run(state));
+    Ok(())
 }

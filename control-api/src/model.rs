@@ -160,12 +160,23 @@ fn default_transport() -> String {
     "udp".into()
 }
 
+/// An agent with its flow document looked up (the engine knows nothing of
+/// the flows table).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedAgent {
+    /// The agent.
+    pub spec: AgentSpec,
+    /// For `BrainSpec::Flow` naming a stored flow: its document. `None`
+    /// for templates (`template:NAME`), LLM and built-in brains.
+    pub flow: Option<serde_json::Value>,
+}
+
 /// Where calls go: what the engine needs after any change to agents,
 /// numbers or trunks.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Routing {
-    /// Every agent defined through the API.
-    pub agents: Vec<AgentSpec>,
+    /// Every agent defined through the API, flow documents resolved.
+    pub agents: Vec<ResolvedAgent>,
     /// E.164 number -> agent name, SIP DIDs.
     pub sip_numbers: Vec<(String, String)>,
     /// E.164 number -> agent name, Twilio numbers (the voice webhook's `To`).

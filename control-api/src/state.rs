@@ -2,7 +2,7 @@
 
 use crate::db::Db;
 use crate::events::EventBus;
-use crate::model::{AgentSpec, Routing};
+use crate::model::{ResolvedAgent, Routing};
 use futures_util::future::BoxFuture;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -107,7 +107,7 @@ pub trait EngineControl: Send + Sync + std::fmt::Debug + 'static {
     /// Agents, numbers or trunks changed: route calls by this from now on.
     fn apply(&self, routing: Routing) -> BoxFuture<'_, Result<(), EngineError>>;
     /// A brain for this agent, for text conversations (chat, flow simulation).
-    fn brain(&self, agent: &AgentSpec) -> Result<Box<dyn Brain>, EngineError>;
+    fn brain(&self, agent: &ResolvedAgent) -> Result<Box<dyn Brain>, EngineError>;
     /// The local voices found in the models folder.
     fn voices(&self) -> Vec<LocalVoice>;
     /// `text` spoken by `voice`, as a WAV file.

@@ -3,7 +3,7 @@
 //! by the binary's.
 
 use crate::db::Db;
-use crate::model::{AgentSpec, Routing};
+use crate::model::{ResolvedAgent, Routing};
 use crate::state::{
     ApiSettings, AppState, EngineControl, EngineError, FakeClock, LocalVoice, OutboundCall,
 };
@@ -111,7 +111,8 @@ impl EngineControl for FakeEngine {
             Ok(())
         })
     }
-    fn brain(&self, agent: &AgentSpec) -> Result<Box<dyn Brain>, EngineError> {
+    fn brain(&self, agent: &ResolvedAgent) -> Result<Box<dyn Brain>, EngineError> {
+        let agent = &agent.spec;
         let mut b = ScriptedBrain::new(format!("{} here. Could you say that again?", agent.name))
             .on("hours|open", "We are open nine to five.");
         if let Some(g) = &agent.greeting {
