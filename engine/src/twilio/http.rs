@@ -170,7 +170,7 @@ struct Status {
 
 struct Inner {
     config: TwilioConfig,
-    numbers: HashMap<String, String>,
+    numbers: Mutex<HashMap<String, String>>,
     ports: UnboundedSender<MediaPort>,
     status: Mutex<Status>,
     totals: Mutex<StreamStats>,
@@ -217,7 +217,7 @@ impl TwilioState {
         Ok(TwilioState {
             inner: Arc::new(Inner {
                 config,
-                numbers,
+                numbers: Mutex::new(numbers),
                 ports,
                 status: Mutex::new(Status::default()),
                 totals: Mutex::new(StreamStats::default()),
@@ -233,11 +233,21 @@ impl TwilioState {
     }
 
     /// The agent serving calls to `to` (any formatting), if any.
-    pub fn agent_for(&self, to: &str) -> Option<&str> {
+    pub fn agent_for(&self, to: &str) -> Option<String> {
         normalize_number(to)
-            .and_then(|n| self.inner.numbers.get(&n))
-            .or(self.inner.config.default_agent.as_ref())
-            .map(String::as_str)
+            .and_then(|n| lock(&self.inner.numbers).get(&n).cloned())
+            .or_else(|| self.inner.config.default_agent.clone())
+    }
+
+    /// Route by these numbers (any formatting; keys without digits are
+    /// skipped) from now on, in place of `twilio.numbers`. Streams already
+    /// open keep their agent.
+    pub fn set_numbers(&self, numbers: &HashMap<String, String>) {
+        let map = numbers
+            .iter()
+            .filter_map(|(k, v)| normalize_number(k).map(|n| (n, v.clone())))
+            .collect();
+        *lock(&self.inner.numbers) = map;
     }
 
     /// Media WebSockets open now.
@@ -359,8 +369,8 @@ async fn voice(
     let call_sid = param(&params, "CallSid").unwrap_or("");
     let xml = match param(&params, "To").and_then(|to| state.agent_for(to)) {
         Some(agent) => {
-            tracing::info!(call_sid, agent, "twilio: call answered with a media stream");
-            twiml::connect_stream(&state.inner.config.public_host, &[("agent", agent)])
+            tracing::info!(call_sid, agent = %agent, "twilio: call answered with a media stream");
+            twiml::connect_stream(&state.inner.config.public_host, &[("agent", &agent)])
         }
         None => {
             // The number itself is personal data: not at info.
@@ -547,8 +557,11 @@ mod tests {
         assert_eq!(normalize_number("client:alice"), None);
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let state = TwilioState::new(config(), tx).unwrap();
-        assert_eq!(state.agent_for("+18005551212"), Some("sales"));
+        assert_eq!(state.agent_for("+18005551212").as_deref(), Some("sales"));
         assert_eq!(state.agent_for("+18005550000"), None);
+        state.set_numbers(&[("+1 800 555 0000".to_string(), "support".to_string())].into());
+        assert_eq!(state.agent_for("+18005550000").as_deref(), Some("support"));
+        assert_eq!(state.agent_for("+18005551212"), None);
     }
 
     #[test]
