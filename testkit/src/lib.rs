@@ -14,6 +14,8 @@
 // The allocator must implement the unsafe `GlobalAlloc` trait; it only forwards.
 #![allow(unsafe_code)]
 
+pub mod sipp;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
