@@ -3,11 +3,12 @@
 
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Sender};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
+
+use crate::api::ApiLinks;
 
 use crate::brains::Brains;
 use crate::config::Config;
-use crate::records::{self, CallLog};
 use tracing::{debug, info, warn};
 use vocelio_codecs::port::MediaPort;
 use vocelio_codecs::port::PortControl;
@@ -18,7 +19,7 @@ use vocelio_pipelines::brain::{Action, ScriptedBrain};
 use vocelio_pipelines::call::CallEvent;
 use vocelio_pipelines::metrics::VoiceMetrics;
 use vocelio_pipelines::models::ModelDir;
-use vocelio_pipelines::runner::{AgentConfig, RuntimeConfig, VoiceRuntime};
+use vocelio_pipelines::runner::{RuntimeConfig, VoiceRuntime};
 
 /// The demo agent's script.
 pub fn demo_brain() -> ScriptedBrain {
@@ -61,19 +62,10 @@ impl Agents {
     pub fn start(
         config: &Config,
         models: &ModelDir,
-        mut brains: Brains,
+        brains: Arc<RwLock<Brains>>,
         sip: SipHandle,
+        links: ApiLinks,
     ) -> Result<Agents> {
-        let calls = match CallLog::open(&config.storage.data_dir) {
-            Ok(log) => {
-                info!(path = %log.path().display(), "finished calls are stored");
-                Some(log)
-            }
-            Err(e) => {
-                warn!(error = %e, "finished calls will not be stored");
-                None
-            }
-        };
         let (tx, rx) = crossbeam_channel::unbounded::<MediaPort>();
         let metrics = Arc::new(OnceLock::new());
         let rt = tokio::runtime::Handle::current();
@@ -88,14 +80,15 @@ impl Agents {
                     Ok(runtime) => {
                         let shared = crate::brains::load_shared(&config, &models, false)
                             .unwrap_or_default();
-                        if let Err(e) = brains.attach(shared) {
+                        if let Err(e) = write(&brains).attach(shared) {
                             warn!(error = format!("{e:#}"), "agents cannot use the brain models");
                         }
                         let _ = slot.set(runtime.metrics());
                         let events = runtime.events().clone();
+                        let forward = links.clone();
                         if let Err(e) = std::thread::Builder::new()
                             .name("agent-events".into())
-                            .spawn(move || log_events(events, sip, rt, calls))
+                            .spawn(move || log_events(events, sip, rt, forward))
                         {
                             warn!(error = %e, "cannot start the agent event thread");
                         }
@@ -103,13 +96,14 @@ impl Agents {
                             load_ms = started.elapsed().as_millis() as u64,
                             "voice agents ready"
                         );
-                        serve_ports(runtime, &brains, rx);
+                        serve_ports(runtime, &brains, rx, &links);
                     }
                     Err(e) => {
                         warn!(error = %e, "voice pipeline unavailable: agents echo the caller until scripts/setup.sh has fetched the models");
                         match EchoPool::start(0) {
                             Ok(echo) => {
                                 while let Ok(port) = rx.recv() {
+                                    links.port_started(&port);
                                     echo.add(port);
                                 }
                             }
@@ -136,19 +130,36 @@ impl Agents {
     }
 }
 
-fn serve_ports(mut runtime: VoiceRuntime, brains: &Brains, ports: Receiver<MediaPort>) {
+fn serve_ports(
+    mut runtime: VoiceRuntime,
+    brains: &RwLock<Brains>,
+    ports: Receiver<MediaPort>,
+    links: &ApiLinks,
+) {
     while let Ok(port) = ports.recv() {
         let agent = port.info.agent.clone();
         let call = port.info.call_id.clone();
-        let Some(brain) = brains.brain_for(&agent) else {
+        let Some(config) = read(brains).agent_config(&agent) else {
             warn!(%call, %agent, "no such agent: hanging up");
             let _ = port.control(PortControl::Hangup);
             continue;
         };
-        if let Err(e) = runtime.add_call(port, AgentConfig::new(agent, brain)) {
+        links.port_started(&port);
+        if let Err(e) = runtime.add_call(port, config) {
             warn!(%call, error = %e, "the agent could not take the call");
         }
     }
+}
+
+/// The brains, for reading (a poisoned lock still holds valid brains:
+/// writers swap whole maps).
+pub fn read(b: &RwLock<Brains>) -> std::sync::RwLockReadGuard<'_, Brains> {
+    b.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The brains, for writing.
+pub fn write(b: &RwLock<Brains>) -> std::sync::RwLockWriteGuard<'_, Brains> {
+    b.write().unwrap_or_else(|p| p.into_inner())
 }
 
 /// `call-7` -> the SIP call handle 7 (ports of SIP calls are named so).
@@ -160,9 +171,10 @@ fn log_events(
     events: Receiver<CallEvent>,
     sip: SipHandle,
     rt: tokio::runtime::Handle,
-    mut calls: Option<CallLog>,
+    links: ApiLinks,
 ) {
     while let Ok(ev) = events.recv() {
+        links.pipeline_event(&ev);
         match ev {
             CallEvent::Turn { call_id, metrics } => {
                 info!(call = %call_id, voice_to_voice_ms = ?metrics.voice_to_voice_ms, "turn");
@@ -205,14 +217,7 @@ fn log_events(
                 conversation,
                 insights,
             } => {
-                info!(call = %call_id, outcome = ?insights.outcome, intents = ?insights.intents, sentiment = insights.sentiment, "call ended");
-                if let Some(log) = &mut calls {
-                    if let Err(e) =
-                        log.append(&records::call_record(&call_id, &conversation, &insights))
-                    {
-                        warn!(call = %call_id, error = %e, "cannot store the call record");
-                    }
-                }
+                info!(call = %call_id, outcome = ?insights.outcome, intents = ?insights.intents, sentiment = insights.sentiment, turns = conversation.turns.len(), "call ended");
             }
             _ => {}
         }

@@ -32,6 +32,9 @@ use vocelio_pipelines::brain::Brain;
 use vocelio_pipelines::models::ModelDir;
 
 use crate::config::{self, Config};
+use vocelio_control_api::model::{AgentSpec, BrainSpec, ResolvedAgent};
+use vocelio_pipelines::endpointing::EndpointConfig;
+use vocelio_pipelines::runner::AgentConfig;
 
 /// The built-in free-form agent's instructions.
 const ASSISTANT_PROMPT: &str = "You are Ava, a friendly phone agent for Acme Home Internet. \
@@ -39,14 +42,18 @@ Answer in one or two short sentences, using only the facts in the knowledge base
 If you do not know, say you will pass the caller to a colleague.";
 
 /// Which model an LLM agent talks to.
+#[derive(Clone)]
 enum Provider {
     /// The shared local model.
     Local,
     /// Its own OpenAI-compatible server.
     OpenAi(Arc<OpenAiChat>),
+    /// None configured: every request fails at once (the fallback line).
+    Missing,
 }
 
 /// How one agent thinks.
+#[derive(Clone)]
 enum Kind {
     Demo,
     Flow {
@@ -60,6 +67,7 @@ enum Kind {
 }
 
 /// One agent: how it thinks and what it knows.
+#[derive(Clone)]
 struct AgentBrain {
     kind: Kind,
     kb_source: KbSource,
@@ -153,8 +161,23 @@ pub fn load_shared(config: &Config, models: &ModelDir, required: bool) -> Result
 /// Every agent's brain recipe, and the models they share.
 pub struct Brains {
     agents: BTreeMap<String, AgentBrain>,
+    /// Agents defined through the control API (they win over configured
+    /// ones of the same name), with their call settings.
+    api: BTreeMap<String, (AgentBrain, CallSettings)>,
+    /// Their definitions, kept to rebuild them once the models are in.
+    api_specs: Vec<ResolvedAgent>,
     llm: Option<Arc<dyn ChatModel>>,
     tools: Option<Arc<dyn ToolRunner>>,
+    embedder: Option<Arc<Embedder>>,
+    /// `[brain.openai]`: the endpoint API agents with `model = "openai"` use.
+    openai: Option<Arc<OpenAiChat>>,
+}
+
+/// How an API-defined agent behaves on a call, beyond its brain.
+#[derive(Debug, Clone)]
+struct CallSettings {
+    greeting: Option<String>,
+    endpointing: EndpointConfig,
 }
 
 impl std::fmt::Debug for Brains {
@@ -306,10 +329,26 @@ impl Brains {
             agents.insert(def.name.clone(), Self::configured(def)?);
         }
         info!(agents = ?agents.keys().collect::<Vec<_>>(), "agents loaded");
+        let openai = match &config.brain.openai {
+            Some(t) => {
+                let c: OpenAiConfig = serde_path_to_error::deserialize(toml::Value::Table(
+                    t.clone(),
+                ))
+                .map_err(|e| anyhow!("brain.openai.{}: {}", e.path(), e.inner().message()))?;
+                Some(Arc::new(
+                    OpenAiChat::new(c).map_err(|e| anyhow!("brain.openai: {e}"))?,
+                ))
+            }
+            None => None,
+        };
         Ok(Brains {
             agents,
+            api: BTreeMap::new(),
+            api_specs: Vec::new(),
             llm: None,
             tools: None,
+            embedder: None,
+            openai,
         })
     }
 
@@ -344,64 +383,164 @@ impl Brains {
     /// read is an error; without embeddings, intents fall back to matching
     /// their example phrases and knowledge-base answers find nothing (logged).
     pub fn attach(&mut self, models: SharedModels) -> Result<()> {
-        for (name, agent) in &mut self.agents {
-            if matches!(
-                agent.kind,
-                Kind::Llm {
-                    provider: Provider::Local,
-                    ..
-                }
-            ) && models.llm.is_none()
-            {
-                warn!(agent = %name, "this agent needs the local LLM, which is not loaded: its calls get the fallback line");
-            }
-            let Some(embedder) = &models.embedder else {
-                if !matches!(agent.kb_source, KbSource::None) {
-                    warn!(agent = %name, "no embedding model: knowledge-base answers will find nothing");
-                }
-                continue;
-            };
-            if let Kind::Flow { flow, intents } = &mut agent.kind {
-                let defs = &flow.flow().intents;
-                if !defs.is_empty() {
-                    let c = IntentClassifier::new(Arc::clone(embedder), defs)
-                        .with_context(|| format!("agent {name}: intents"))?;
-                    *intents = Some(Arc::new(c));
-                }
-            }
-            let docs = match &agent.kb_source {
-                KbSource::None => continue,
-                KbSource::Builtin(text) => vec![Document {
-                    source: format!("{name}.md"),
-                    text: text.to_string(),
-                }],
-                KbSource::Folder(dir) => vocelio_pipelines::brain::kb::load_documents(dir)
-                    .with_context(|| format!("agent {name}: knowledge base {}", dir.display()))?,
-            };
-            let started = std::time::Instant::now();
-            let base = KnowledgeBase::new(Arc::clone(embedder), &docs)
-                .with_context(|| format!("agent {name}: knowledge base"))?;
-            info!(agent = %name, documents = docs.len(), passages = base.len(), ms = started.elapsed().as_millis() as u64, "knowledge base ready");
-            agent.kb = Some(Arc::new(base));
-        }
         self.llm = models.llm;
         self.tools = models.tools;
+        self.embedder = models.embedder;
+        for (name, agent) in &mut self.agents {
+            equip(name, agent, self.embedder.as_ref(), self.llm.is_some())?;
+        }
+        let specs = std::mem::take(&mut self.api_specs);
+        if let Err(e) = self.set_api_agents(specs) {
+            warn!(
+                error = format!("{e:#}"),
+                "agents defined through the API could not be rebuilt"
+            );
+        }
         Ok(())
+    }
+
+    /// Replace the agents defined through the control API. Each is built
+    /// (flow parsed and checked, intents and knowledge base prepared) before
+    /// any is swapped in: on error nothing changes.
+    pub fn set_api_agents(&mut self, specs: Vec<ResolvedAgent>) -> Result<()> {
+        let mut api = BTreeMap::new();
+        for r in &specs {
+            let mut agent = self.from_spec(r)?;
+            equip(
+                &r.spec.name,
+                &mut agent,
+                self.embedder.as_ref(),
+                self.llm.is_some(),
+            )?;
+            api.insert(r.spec.name.clone(), (agent, call_settings(&r.spec)));
+        }
+        info!(agents = ?api.keys().collect::<Vec<_>>(), "API agents in service");
+        self.api = api;
+        self.api_specs = specs;
+        Ok(())
+    }
+
+    /// A brain for `spec` alone (text chat and flow simulation), built the
+    /// way a call's would be.
+    pub fn brain_for_spec(&self, spec: &ResolvedAgent) -> Result<Box<dyn Brain>> {
+        let mut agent = self.from_spec(spec)?;
+        equip(
+            &spec.spec.name,
+            &mut agent,
+            self.embedder.as_ref(),
+            self.llm.is_some(),
+        )?;
+        let brain = self
+            .build(&agent)
+            .ok_or_else(|| anyhow!("agent {}: the LLM settings are invalid", spec.spec.name))?;
+        Ok(with_greeting(brain, &call_settings(&spec.spec)))
+    }
+
+    fn from_spec(&self, r: &ResolvedAgent) -> Result<AgentBrain> {
+        let name = &r.spec.name;
+        Ok(match &r.spec.brain {
+            BrainSpec::Flow { flow: f } => {
+                let (origin, json, kb_source) = match (f.strip_prefix("template:"), &r.flow) {
+                    (Some(t), _) => {
+                        let (_, json) = flow::templates()
+                            .into_iter()
+                            .find(|(n, _)| *n == t)
+                            .ok_or_else(|| anyhow!("agent {name}: no flow template {t:?}"))?;
+                        let kb = if t == "support_faq" {
+                            KbSource::Builtin(flow::templates::SUPPORT_FAQ_KB)
+                        } else {
+                            KbSource::None
+                        };
+                        (format!("template {t}"), json.to_string(), kb)
+                    }
+                    (None, Some(doc)) => (format!("flow {f}"), doc.to_string(), KbSource::None),
+                    (None, None) => bail!("agent {name}: flow {f:?} was not resolved"),
+                };
+                let flow = load_flow(&json, &origin).with_context(|| format!("agent {name}"))?;
+                AgentBrain {
+                    kind: Kind::Flow {
+                        flow,
+                        intents: None,
+                    },
+                    kb_source,
+                    kb: None,
+                }
+            }
+            BrainSpec::Llm {
+                prompt,
+                model,
+                knowledge_base,
+            } => {
+                let mut config = LlmBrainConfig::new(prompt.as_str());
+                config.greeting = r.spec.greeting.clone();
+                config
+                    .validate()
+                    .map_err(|e| anyhow!("agent {name}: llm: {e}"))?;
+                let provider = match model.as_deref() {
+                    None | Some("local") => Provider::Local,
+                    Some("openai") => match &self.openai {
+                        Some(m) => Provider::OpenAi(Arc::clone(m)),
+                        None => {
+                            warn!(agent = %name, "model \"openai\" but no [brain.openai] endpoint is configured: the agent says its fallback line");
+                            Provider::Missing
+                        }
+                    },
+                    Some(other) => bail!("agent {name}: model {other:?} must be local or openai"),
+                };
+                AgentBrain {
+                    kind: Kind::Llm { config, provider },
+                    kb_source: if *knowledge_base {
+                        KbSource::Builtin(flow::templates::SUPPORT_FAQ_KB)
+                    } else {
+                        KbSource::None
+                    },
+                    kb: None,
+                }
+            }
+            BrainSpec::Builtin { agent } => self
+                .agents
+                .get(agent)
+                .cloned()
+                .ok_or_else(|| anyhow!("agent {name}: no built-in agent {agent:?}"))?,
+        })
     }
 
     /// Every agent's name.
     pub fn names(&self) -> Vec<&str> {
-        self.agents.keys().map(String::as_str).collect()
+        let mut names: Vec<&str> = self
+            .agents
+            .keys()
+            .chain(self.api.keys())
+            .map(String::as_str)
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
     }
 
     /// Whether `agent` exists.
     pub fn has(&self, agent: &str) -> bool {
-        self.agents.contains_key(agent)
+        self.agents.contains_key(agent) || self.api.contains_key(agent)
     }
 
     /// A fresh brain for one call to `agent` (`None`: no such agent).
     pub fn brain_for(&self, agent: &str) -> Option<Box<dyn Brain>> {
+        Some(self.agent_config(agent)?.brain)
+    }
+
+    /// A fresh brain and the call settings for one call to `agent`.
+    pub fn agent_config(&self, agent: &str) -> Option<AgentConfig> {
+        if let Some((a, settings)) = self.api.get(agent) {
+            let brain = with_greeting(self.build(a)?, settings);
+            let mut c = AgentConfig::new(agent, brain);
+            c.endpointing = settings.endpointing.clone();
+            return Some(c);
+        }
         let a = self.agents.get(agent)?;
+        Some(AgentConfig::new(agent, self.build(a)?))
+    }
+
+    fn build(&self, a: &AgentBrain) -> Option<Box<dyn Brain>> {
         Some(match &a.kind {
             Kind::Demo => Box::new(crate::agents::demo_brain()),
             Kind::Flow { flow, intents } => {
@@ -417,6 +556,7 @@ impl Brains {
             Kind::Llm { config, provider } => {
                 let model: Arc<dyn ChatModel> = match provider {
                     Provider::OpenAi(m) => Arc::clone(m) as Arc<dyn ChatModel>,
+                    Provider::Missing => Arc::new(Unavailable),
                     Provider::Local => match &self.llm {
                         Some(m) => Arc::clone(m),
                         None => Arc::new(Unavailable),
@@ -433,6 +573,111 @@ impl Brains {
                 Box::new(brain)
             }
         })
+    }
+}
+
+/// Give one agent what it needs from the shared models: its flow's intent
+/// classifier and its knowledge base.
+fn equip(
+    name: &str,
+    agent: &mut AgentBrain,
+    embedder: Option<&Arc<Embedder>>,
+    llm_loaded: bool,
+) -> Result<()> {
+    if matches!(
+        agent.kind,
+        Kind::Llm {
+            provider: Provider::Local,
+            ..
+        }
+    ) && !llm_loaded
+    {
+        warn!(agent = %name, "this agent needs the local LLM, which is not loaded: its calls get the fallback line");
+    }
+    let Some(embedder) = embedder else {
+        if !matches!(agent.kb_source, KbSource::None) {
+            warn!(agent = %name, "no embedding model: knowledge-base answers will find nothing");
+        }
+        return Ok(());
+    };
+    if let Kind::Flow { flow, intents } = &mut agent.kind {
+        let defs = &flow.flow().intents;
+        if !defs.is_empty() && intents.is_none() {
+            let c = IntentClassifier::new(Arc::clone(embedder), defs)
+                .with_context(|| format!("agent {name}: intents"))?;
+            *intents = Some(Arc::new(c));
+        }
+    }
+    if agent.kb.is_some() {
+        return Ok(());
+    }
+    let docs = match &agent.kb_source {
+        KbSource::None => return Ok(()),
+        KbSource::Builtin(text) => vec![Document {
+            source: format!("{name}.md"),
+            text: text.to_string(),
+        }],
+        KbSource::Folder(dir) => vocelio_pipelines::brain::kb::load_documents(dir)
+            .with_context(|| format!("agent {name}: knowledge base {}", dir.display()))?,
+    };
+    let started = std::time::Instant::now();
+    let base = KnowledgeBase::new(Arc::clone(embedder), &docs)
+        .with_context(|| format!("agent {name}: knowledge base"))?;
+    info!(agent = %name, documents = docs.len(), passages = base.len(), ms = started.elapsed().as_millis() as u64, "knowledge base ready");
+    agent.kb = Some(Arc::new(base));
+    Ok(())
+}
+
+/// An API agent's turn-taking, from its endpointing and barge-in settings.
+fn call_settings(spec: &AgentSpec) -> CallSettings {
+    let mut e = EndpointConfig::default();
+    e.end_silence_ms = spec.endpointing.silence_ms;
+    e.min_speech_ms = spec.endpointing.min_speech_ms;
+    e.barge_in_ms = if spec.barge_in.enabled {
+        spec.barge_in.min_speech_ms
+    } else {
+        // Longer than any turn: the caller never interrupts.
+        u32::MAX
+    };
+    CallSettings {
+        greeting: spec.greeting.clone(),
+        endpointing: e,
+    }
+}
+
+/// A brain whose greeting the agent's settings replace.
+struct Greeted {
+    inner: Box<dyn Brain>,
+    greeting: String,
+}
+
+impl Brain for Greeted {
+    fn greeting(&self) -> Option<String> {
+        Some(self.greeting.clone())
+    }
+    fn respond(
+        &mut self,
+        conversation: &vocelio_pipelines::brain::Conversation,
+        input: &vocelio_pipelines::brain::TurnInput,
+        out: vocelio_pipelines::brain::BrainSink,
+    ) {
+        self.inner.respond(conversation, input, out)
+    }
+    fn insights(
+        &self,
+        conversation: &vocelio_pipelines::brain::Conversation,
+    ) -> vocelio_pipelines::brain::CallInsights {
+        self.inner.insights(conversation)
+    }
+}
+
+fn with_greeting(brain: Box<dyn Brain>, settings: &CallSettings) -> Box<dyn Brain> {
+    match &settings.greeting {
+        Some(g) => Box::new(Greeted {
+            inner: brain,
+            greeting: g.clone(),
+        }),
+        None => brain,
     }
 }
 

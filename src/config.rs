@@ -42,6 +42,11 @@ pub struct BrainModels {
     pub llm_threads: usize,
     /// Local LLM generations run at once (each holds its own context).
     pub llm_workers: usize,
+    /// The OpenAI-compatible endpoint for agents defined through the
+    /// control API with `model = "openai"` (`base_url`, `model`,
+    /// `api_key_env`, timeouts, as `[agents.llm.openai]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openai: Option<toml::Table>,
 }
 
 /// One agent: a flow, or a free-form LLM conversation.
@@ -74,6 +79,7 @@ impl Default for BrainModels {
             local_llm_model: PathBuf::from(vocelio_pipelines::models::files::SMOLLM2_Q8),
             llm_threads: 2,
             llm_workers: 1,
+            openai: None,
         }
     }
 }
@@ -221,6 +227,11 @@ impl Twilio {
 pub struct Storage {
     /// SQLite database and recordings live here.
     pub data_dir: PathBuf,
+    /// The control API's database: empty for SQLite at
+    /// `data_dir/vocelio.db`, or a `postgres://user:pass@host/db` URL.
+    pub database_url: String,
+    /// Caller id of outbound calls placed through the API without `from`.
+    pub caller_id: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -287,6 +298,8 @@ impl Default for Storage {
     fn default() -> Self {
         Storage {
             data_dir: PathBuf::from("./data"),
+            database_url: String::new(),
+            caller_id: "+15550000000".into(),
         }
     }
 }

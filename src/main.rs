@@ -1,6 +1,7 @@
 //! `vocelio`: the real-time AI call-center engine.
 
 mod agents;
+mod api;
 mod bench;
 mod bench_brain;
 mod bench_voice;
@@ -48,9 +49,32 @@ enum Command {
         #[arg(long, short)]
         out: PathBuf,
     },
+    /// Control API keys (stored hashed in the database).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Benchmarks and load harnesses that print a table.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it (the only time it is shown).
+    Create {
+        /// read, write or admin.
+        #[arg(long, default_value = "admin")]
+        scope: String,
+        /// A label.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by id.
+    Revoke {
+        /// The key's id (`key_…`).
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +141,12 @@ fn main() -> Result<()> {
             args,
             &vocelio_pipelines::models::ModelDir::new(&config.models.dir),
         ),
+        Command::Keys(cmd) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(keys(&config, cmd))
+        }
         Command::Serve => {
             init_tracing(&config);
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -125,6 +155,73 @@ fn main() -> Result<()> {
             rt.block_on(serve(config))
         }
     }
+}
+
+/// The control API's database URL.
+fn database_url(config: &Config) -> Result<String> {
+    if !config.storage.database_url.is_empty() {
+        return Ok(config.storage.database_url.clone());
+    }
+    std::fs::create_dir_all(&config.storage.data_dir).with_context(|| {
+        format!(
+            "creating storage.data_dir {}",
+            config.storage.data_dir.display()
+        )
+    })?;
+    Ok(vocelio_control_api::db::Db::sqlite_url(
+        &config.storage.data_dir,
+    ))
+}
+
+async fn keys(config: &Config, cmd: KeysCommand) -> Result<()> {
+    use vocelio_control_api::auth::{self, Scope};
+    let db = vocelio_control_api::db::Db::open(&database_url(config)?).await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    match cmd {
+        KeysCommand::Create { scope, name } => {
+            let scope = Scope::parse(&scope)
+                .ok_or_else(|| anyhow::anyhow!("--scope {scope:?}: use read, write or admin"))?;
+            let (key, info) = auth::create_key(&db, &name, scope, now)
+                .await
+                .map_err(|e| anyhow::anyhow!("creating the key: {}", e.body.message))?;
+            eprintln!(
+                "created {} key {} ({}); it is shown only now:",
+                scope.as_str(),
+                info.id,
+                info.name
+            );
+            println!("{key}");
+        }
+        KeysCommand::List => {
+            let rows: Vec<(String, String, String, String, Option<i64>)> = sqlx_rows(&db).await?;
+            for (id, name, scope, prefix, revoked) in rows {
+                println!(
+                    "{id}  {scope:<5}  {prefix}…  {name}{}",
+                    if revoked.is_some() { "  (revoked)" } else { "" }
+                );
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            let n = vocelio_control_api::auth::revoke_key(&db, &id, now)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.body.message))?;
+            if !n {
+                anyhow::bail!("no active key {id}");
+            }
+            eprintln!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+async fn sqlx_rows(
+    db: &vocelio_control_api::db::Db,
+) -> Result<Vec<(String, String, String, String, Option<i64>)>> {
+    vocelio_control_api::auth::list_keys(db)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.body.message))
 }
 
 fn init_tracing(config: &Config) {
@@ -183,28 +280,14 @@ async fn serve(config: Config) -> Result<()> {
     })?;
 
     let ready = Arc::new(AtomicBool::new(true));
-    let app = axum::Router::new()
-        .route(
-            "/health",
-            axum::routing::get(|| async {
-                axum::Json(
-                    serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}),
-                )
-            }),
-        )
-        .route(
-            "/ready",
-            axum::routing::get({
-                let ready = ready.clone();
-                move || async move {
-                    if ready.load(Ordering::Relaxed) {
-                        (axum::http::StatusCode::OK, "ready")
-                    } else {
-                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "shutting down")
-                    }
-                }
-            }),
-        );
+    // The control API's database: opened (and migrated) before anything
+    // answers, so a bad URL or a broken file stops startup with a message.
+    let db_url = database_url(&config)?;
+    let db = vocelio_control_api::db::Db::open(&db_url)
+        .await
+        .context("opening the control API database (storage.database_url)")?;
+    info!(kind = ?db.kind, "control API database ready");
+
     bench::raise_fd_limit();
     let (endpoint_cfg, listen) = sip::endpoint_config(&config)?;
     let seed = endpoint_cfg.seed;
@@ -226,7 +309,7 @@ async fn serve(config: Config) -> Result<()> {
     };
     let media_cfg = MediaConfig {
         bind_ip: config.sip.listen.ip(),
-        recordings,
+        recordings: recordings.clone(),
         jitter_min_ms: config.rtp.jitter_min_ms,
         jitter_max_ms: config.rtp.jitter_max_ms,
         media_timeout: std::time::Duration::from_secs(config.rtp.media_timeout_s),
@@ -236,12 +319,17 @@ async fn serve(config: Config) -> Result<()> {
     let (media, media_events) =
         MediaEngine::start(media_cfg).context("starting the media plane")?;
     let media_metrics = media.metrics();
+    // What happens on calls goes to the control API's recorder.
+    let (engine_tx, engine_rx) = tokio::sync::mpsc::unbounded_channel();
+    let links = api::ApiLinks::new(engine_tx);
+    let brains = Arc::new(std::sync::RwLock::new(brains));
     // Every call's media port goes to the voice pipeline (an echo if the models are missing).
     let agents = Arc::new(agents::Agents::start(
         &config,
         &models,
-        brains,
+        Arc::clone(&brains),
         sip_handle.clone(),
+        links.clone(),
     )?);
     let agent_ports = agents.sender();
     let (bridge_tx, bridge_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -253,26 +341,13 @@ async fn serve(config: Config) -> Result<()> {
         vocelio_engine::endpoint::AgentId(config.sip.default_agent.clone()),
         bridge_tx,
     ));
-    tokio::spawn(sip::run_events(bridge_rx, agent_ports.clone()));
-    let app = app.route(
-        "/metrics",
-        axum::routing::get({
-            let agents = Arc::clone(&agents);
-            move || {
-                let text = media_metrics.prometheus() + &agents.prometheus();
-                async move {
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4",
-                        )],
-                        text,
-                    )
-                }
-            }
-        }),
-    );
-    let app = if config.twilio.enabled {
+    tokio::spawn(sip::run_events(
+        bridge_rx,
+        agent_ports.clone(),
+        links.clone(),
+    ));
+
+    let twilio = if config.twilio.enabled {
         let (tx, mut ports) = tokio::sync::mpsc::unbounded_channel();
         let state = vocelio_engine::twilio::TwilioState::new(config.twilio.engine_config(), tx)
             .context("twilio")?;
@@ -282,9 +357,45 @@ async fn serve(config: Config) -> Result<()> {
             }
         });
         info!(public_host = %config.twilio.public_host, "Twilio Media Streams at /twilio/voice and /twilio/media");
-        app.merge(vocelio_engine::twilio::router(state))
+        Some(state)
     } else {
-        app
+        None
+    };
+
+    let metrics: Arc<dyn Fn() -> String + Send + Sync> = {
+        let agents = Arc::clone(&agents);
+        Arc::new(move || media_metrics.prometheus() + &agents.prometheus())
+    };
+    let engine = api::ApiEngine::new(
+        sip_handle.clone(),
+        Arc::clone(&brains),
+        links,
+        config.clone(),
+        twilio.clone(),
+        metrics,
+    );
+    let mut state = vocelio_control_api::state::AppState::new(
+        db,
+        Arc::new(engine),
+        vocelio_control_api::state::ApiSettings {
+            recordings,
+            caller_id: config.storage.caller_id.clone(),
+            ..Default::default()
+        },
+    );
+    state.ready = Arc::clone(&ready);
+    // Close calls a crash left open, settle campaign contacts, then record,
+    // dial and deliver webhooks.
+    vocelio_control_api::start_workers(state.clone(), engine_rx)
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the control API: {}", e.body.message))?;
+    if let Err(e) = vocelio_control_api::routing::apply(&state).await {
+        warn!(error = %e.body.message, "agents, numbers or trunks from the database could not be applied");
+    }
+    let app = vocelio_control_api::router(state);
+    let app = match &twilio {
+        Some(tw) => app.merge(vocelio_engine::twilio::router(tw.clone())),
+        None => app,
     };
 
     let listener = tokio::net::TcpListener::bind(config.http.listen)

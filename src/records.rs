@@ -1,56 +1,11 @@
-//! Finished calls, stored with what the brain made of them.
-//!
-//! Until the control API's database lands, every call that ends is appended
-//! as one JSON line to `storage.data_dir/calls.jsonl` and synced to disk
-//! before the next: the conversation as the caller heard it, the variables
-//! and actions, and the insights (outcome, summary, intents, sentiment, the
-//! brain's trace). A crash loses at most the line being written, and a torn
-//! last line is skipped by readers.
+//! Finished calls as JSON: the conversation as the caller heard it, the
+//! variables and actions, and the insights (outcome, summary, intents,
+//! sentiment, the brain's trace). The control API stores this document with
+//! the call (`calls.insights`).
 
-use anyhow::{Context, Result};
 use serde_json::{json, Value};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use vocelio_pipelines::brain::insights::Outcome;
 use vocelio_pipelines::brain::{Action, CallInsights, Conversation, Speaker};
-
-/// The append-only call log.
-#[derive(Debug)]
-pub struct CallLog {
-    path: PathBuf,
-    file: File,
-}
-
-impl CallLog {
-    /// Open (or create) `dir/calls.jsonl`.
-    pub fn open(dir: &Path) -> Result<CallLog> {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating the data folder {}", dir.display()))?;
-        let path = dir.join("calls.jsonl");
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("opening the call log {}", path.display()))?;
-        Ok(CallLog { path, file })
-    }
-
-    /// Where it is.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Append one record and sync it to disk.
-    pub fn append(&mut self, record: &Value) -> Result<()> {
-        let mut line = serde_json::to_vec(record).context("serialising a call record")?;
-        line.push(b'\n');
-        self.file
-            .write_all(&line)
-            .and_then(|()| self.file.sync_data())
-            .with_context(|| format!("writing the call log {}", self.path.display()))
-    }
-}
 
 /// An action as JSON.
 pub fn action_json(a: &Action) -> Value {
@@ -112,9 +67,7 @@ mod tests {
     use vocelio_pipelines::brain::Turn;
 
     #[test]
-    fn records_append_as_synced_json_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut log = CallLog::open(dir.path()).unwrap();
+    fn a_finished_call_as_json() {
         let mut c = Conversation {
             call_id: "call-1".into(),
             agent: "support".into(),
@@ -130,23 +83,11 @@ mod tests {
             target: "sip:desk@example.com".into(),
         });
         let insights = vocelio_pipelines::brain::insights::summarize(&c, &["human".into()], vec![]);
-        log.append(&call_record("call-1", &c, &insights)).unwrap();
-        log.append(&call_record("call-2", &c, &insights)).unwrap();
-        drop(log);
-        let text = std::fs::read_to_string(dir.path().join("calls.jsonl")).unwrap();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert_eq!(lines.len(), 2);
-        assert_eq!(lines[1]["call_id"], "call-2");
-        assert_eq!(lines[0]["insights"]["outcome"]["type"], "transferred");
-        assert_eq!(lines[0]["insights"]["intents"][0], "human");
-        assert_eq!(lines[0]["turns"][0]["speaker"], "caller");
-        // Reopening appends rather than truncating.
-        let mut log = CallLog::open(dir.path()).unwrap();
-        log.append(&call_record("call-3", &c, &insights)).unwrap();
-        let text = std::fs::read_to_string(dir.path().join("calls.jsonl")).unwrap();
-        assert_eq!(text.lines().count(), 3);
+        let r = call_record("call-1", &c, &insights);
+        assert_eq!(r["call_id"], "call-1");
+        assert_eq!(r["insights"]["outcome"]["type"], "transferred");
+        assert_eq!(r["insights"]["intents"][0], "human");
+        assert_eq!(r["turns"][0]["speaker"], "caller");
+        assert_eq!(r["actions"][0]["target"], "sip:desk@example.com");
     }
 }

@@ -54,47 +54,7 @@ pub fn endpoint_config(cfg: &Config) -> Result<(EndpointConfig, ListenConfig)> {
         .map(|(n, a)| (normalise_number(n), AgentId(a.clone())))
         .collect();
     for t in &cfg.sip.trunks {
-        let credentials = match (&t.username, &t.password) {
-            (Some(u), Some(p)) => Some(DigestCredentials {
-                username: u.clone(),
-                password: p.clone(),
-            }),
-            _ => None,
-        };
-        ec.trunks.push(TrunkConfig {
-            name: t.name.clone(),
-            address: t.address,
-            transport: if t.transport == "tcp" {
-                TransportKind::Tcp
-            } else {
-                TransportKind::Udp
-            },
-            allow_from: t
-                .allow_from
-                .iter()
-                .map(|n| {
-                    n.parse::<IpNet>()
-                        .with_context(|| format!("sip.trunks `{}` allow_from {n:?}", t.name))
-                })
-                .collect::<Result<_>>()?,
-            register: match (t.register_expires, &t.username) {
-                (Some(expires), Some(user)) => Some(RegisterConfig {
-                    user: user.clone(),
-                    expires,
-                }),
-                _ => None,
-            },
-            outbound_auth: credentials,
-            inbound_users: t
-                .inbound_users
-                .iter()
-                .map(|u| DigestCredentials {
-                    username: u.username.clone(),
-                    password: u.password.clone(),
-                })
-                .collect(),
-            domain: t.domain.clone(),
-        });
+        ec.trunks.push(trunk_config(t)?);
     }
     let listen = ListenConfig {
         bind: cfg.sip.listen,
@@ -104,21 +64,72 @@ pub fn endpoint_config(cfg: &Config) -> Result<(EndpointConfig, ListenConfig)> {
     Ok((ec, listen))
 }
 
+/// A configured trunk as the endpoint takes it.
+pub fn trunk_config(t: &crate::config::Trunk) -> Result<TrunkConfig> {
+    let credentials = match (&t.username, &t.password) {
+        (Some(u), Some(p)) => Some(DigestCredentials {
+            username: u.clone(),
+            password: p.clone(),
+        }),
+        _ => None,
+    };
+    Ok(TrunkConfig {
+        name: t.name.clone(),
+        address: t.address,
+        transport: if t.transport == "tcp" {
+            TransportKind::Tcp
+        } else {
+            TransportKind::Udp
+        },
+        allow_from: t
+            .allow_from
+            .iter()
+            .map(|n| {
+                n.parse::<IpNet>()
+                    .with_context(|| format!("sip.trunks `{}` allow_from {n:?}", t.name))
+            })
+            .collect::<Result<_>>()?,
+        register: match (t.register_expires, &t.username) {
+            (Some(expires), Some(user)) => Some(RegisterConfig {
+                user: user.clone(),
+                expires,
+            }),
+            _ => None,
+        },
+        outbound_auth: credentials,
+        inbound_users: t
+            .inbound_users
+            .iter()
+            .map(|u| DigestCredentials {
+                username: u.username.clone(),
+                password: u.password.clone(),
+            })
+            .collect(),
+        domain: t.domain.clone(),
+    })
+}
+
 /// Log call events for operators and hand each call's media port to its
 /// agent. Phone numbers are personal data: never at info.
 pub async fn run_events(
     mut events: UnboundedReceiver<BridgeEvent>,
     agents: crossbeam_channel::Sender<MediaPort>,
+    links: crate::api::ApiLinks,
 ) {
+    let mut answered = std::collections::HashSet::new();
     while let Some(ev) = events.recv().await {
         let ev = match ev {
-            BridgeEvent::Sip(ev) => ev,
+            BridgeEvent::Sip(ev) => {
+                links.sip_event(&ev, &mut answered);
+                ev
+            }
             BridgeEvent::Port(port) => {
                 debug!(call = %port.info.call_id, agent = %port.info.agent, "call media up");
                 let _ = agents.send(port);
                 continue;
             }
             BridgeEvent::Media(MediaEvent::Ended { call, stats, .. }) => {
+                links.media_ended(call, stats.mos, stats.loss_percent, stats.jitter_ms);
                 info!(
                     %call,
                     mos = format_args!("{:.2}", stats.mos),

@@ -120,6 +120,28 @@ pub async fn create_key(
     Ok((key, info))
 }
 
+/// Revoke a key; `false` when there is no active key with that id.
+pub async fn revoke_key(db: &Db, id: &str, now_ms: i64) -> Result<bool, ApiError> {
+    let done =
+        sqlx::query("UPDATE api_keys SET revoked_ms = $1 WHERE id = $2 AND revoked_ms IS NULL")
+            .bind(now_ms)
+            .bind(id)
+            .execute(&db.pool)
+            .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Every key: id, name, scope, prefix, revoked time (for the command line).
+pub async fn list_keys(
+    db: &Db,
+) -> Result<Vec<(String, String, String, String, Option<i64>)>, ApiError> {
+    Ok(sqlx::query_as(
+        "SELECT id, name, scope, prefix, revoked_ms FROM api_keys ORDER BY created_ms, id",
+    )
+    .fetch_all(&db.pool)
+    .await?)
+}
+
 /// The scope a request needs.
 pub fn required_scope(method: &Method, path: &str) -> Scope {
     if path == "/v1/keys" || path.starts_with("/v1/keys/") {
