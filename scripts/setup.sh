@@ -249,4 +249,21 @@ requantize_llm() {
 requantize_llm
 # ---------------------------------------------------------------- end LLM Q8_0
 
+# ---------------------------------------------------------------- schemathesis
+# Fuzzes the control API against its OpenAPI document (tests/api_schema.rs),
+# from PyPI into its own venv, linked at ./.tools/st (git-ignored).
+ST_VERSION=4.32.5
+ST_VENV="$CACHE/venv-schemathesis-$ST_VERSION"
+if [ ! -x "$ST_VENV/bin/st" ]; then
+  log "schemathesis $ST_VERSION: $ST_VENV"
+  rm -rf "$ST_VENV"
+  python3 -m venv "$ST_VENV"
+  "$ST_VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$ST_VERSION" \
+    || die "pip install schemathesis failed (is PyPI reachable?)"
+fi
+mkdir -p "$ROOT/.tools"
+ln -sfn "$ST_VENV/bin/st" "$ROOT/.tools/st"
+log "ok: schemathesis $("$ROOT/.tools/st" --version 2>/dev/null | head -1)"
+# ---------------------------------------------------------------- end schemathesis
+
 log "done: models in $MODELS ($(du -sh "$MODELS" | cut -f1)), cache in $CACHE"
