@@ -119,13 +119,14 @@ impl ApiLinks {
             }),
             PipelineEvent::Analysis { call_id, analysis } => self.send(EngineEvent::Analysis {
                 engine_call: call_id.clone(),
-                analysis: json!({
-                    "intent": analysis.intent.as_ref().and_then(|i| i.intent.clone()),
-                    "intent_confidence": analysis.intent.as_ref().map(|i| i.confidence),
-                    "sentiment": analysis.sentiment.score,
-                    "sentiment_label": format!("{:?}", analysis.sentiment.label).to_lowercase(),
-                    "suggestions": analysis.suggestions,
-                }),
+                analysis: {
+                    let mut a = vocelio_control_api::chat::analysis_json(0, analysis);
+                    if let Some(m) = a.as_object_mut() {
+                        // The live event carries no turn number.
+                        m.remove("turn");
+                    }
+                    a
+                },
             }),
             PipelineEvent::Ended {
                 call_id,

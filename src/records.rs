@@ -4,44 +4,8 @@
 //! the call (`calls.insights`).
 
 use serde_json::{json, Value};
-use vocelio_pipelines::brain::insights::Outcome;
-use vocelio_pipelines::brain::{Action, CallInsights, Conversation, Speaker};
-
-/// An action as JSON.
-pub fn action_json(a: &Action) -> Value {
-    match a {
-        Action::Transfer { target } => json!({"type": "transfer", "target": target}),
-        Action::Hangup => json!({"type": "hangup"}),
-        Action::SendDtmf { digits } => json!({"type": "send_dtmf", "digits": digits}),
-        Action::SetVariable { name, value } => {
-            json!({"type": "set_variable", "name": name, "value": value})
-        }
-        Action::Tool {
-            name,
-            arguments,
-            ok,
-        } => json!({"type": "tool", "name": name, "arguments": arguments, "ok": ok}),
-        other => json!({"type": "other", "debug": format!("{other:?}")}),
-    }
-}
-
-/// The insights as JSON.
-pub fn insights_json(i: &CallInsights) -> Value {
-    let outcome = match &i.outcome {
-        Outcome::Completed => json!({"type": "completed"}),
-        Outcome::Transferred { target } => json!({"type": "transferred", "target": target}),
-        Outcome::CallerHungUp => json!({"type": "caller_hung_up"}),
-        other => json!({"type": "other", "debug": format!("{other:?}")}),
-    };
-    json!({
-        "outcome": outcome,
-        "summary": i.summary,
-        "intents": i.intents,
-        "sentiment": i.sentiment,
-        "sentiment_by_turn": i.sentiment_by_turn,
-        "trace": i.trace.iter().map(|t| json!({"turn": t.turn, "node": t.node, "event": t.event})).collect::<Vec<_>>(),
-    })
-}
+use vocelio_control_api::chat::{action_json, insights_json};
+use vocelio_pipelines::brain::{CallInsights, Conversation, Speaker};
 
 /// One finished call.
 pub fn call_record(call_id: &str, conversation: &Conversation, insights: &CallInsights) -> Value {
@@ -63,6 +27,7 @@ pub fn call_record(call_id: &str, conversation: &Conversation, insights: &CallIn
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vocelio_pipelines::brain::Action;
     use vocelio_codecs::MediaTime;
     use vocelio_pipelines::brain::Turn;
 

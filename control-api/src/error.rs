@@ -180,13 +180,38 @@ where
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> ApiResult<T> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." {
-            "body".to_string()
-        } else {
-            path
-        };
-        ApiError::validation(field, e.into_inner().to_string())
+        let message = e.into_inner().to_string();
+        ApiError::validation(field_of(&path, &message), message)
     })
+}
+
+/// The field a deserialisation error concerns: its path, plus the name a
+/// "missing field `x`" or "unknown field `x`" message gives.
+fn field_of(path: &str, message: &str) -> String {
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|p| message.strip_prefix(p))
+        .and_then(|rest| rest.split('`').next());
+    match (path, named) {
+        (".", Some(name)) => name.to_string(),
+        (".", None) => "body".to_string(),
+        (p, Some(name)) => format!("{p}.{name}"),
+        (p, None) => p.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_named_even_when_missing_or_unknown() {
+        assert_eq!(field_of(".", "missing field `number`"), "number");
+        assert_eq!(field_of("brain", "missing field `flow`"), "brain.flow");
+        assert_eq!(field_of(".", "unknown field `extra`, expected one of"), "extra");
+        assert_eq!(field_of("tools[0].url", "invalid type"), "tools[0].url");
+        assert_eq!(field_of(".", "invalid type: string"), "body");
+    }
 }
 
 impl<T: Serialize> IntoResponse for ApiJson<T> {
