@@ -133,6 +133,8 @@ CREATE TABLE contacts (
     call_id         TEXT,
     converted       BIGINT NOT NULL DEFAULT 0,
     updated_ms      BIGINT NOT NULL,
+    -- Upload order within the campaign (lists and dialling follow it).
+    seq             BIGINT NOT NULL DEFAULT 0,
     UNIQUE (campaign_id, e164)
 );
 CREATE INDEX contacts_due ON contacts (campaign_id, status, next_attempt_ms);

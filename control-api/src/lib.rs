@@ -7,6 +7,7 @@
 //! the engine reports ([`model::EngineEvent`]).
 
 pub mod auth;
+pub mod campaign;
 pub mod chat;
 pub mod db;
 pub mod dialer;
