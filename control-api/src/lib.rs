@@ -6,6 +6,7 @@
 //! pushes routing to the engine ([`state::EngineControl`]), and records what
 //! the engine reports ([`model::EngineEvent`]).
 
+pub mod analytics;
 pub mod auth;
 pub mod campaign;
 pub mod chat;
