@@ -619,13 +619,16 @@ pub async fn tick(s: &AppState) -> ApiResult<TickReport> {
     Ok(report)
 }
 
+/// A contact being dialled with its call row's id, status and end reason.
+type DialingRow = (String, Option<String>, Option<String>, Option<String>);
+
 /// At startup, after the recorder has closed calls left live (end reason
 /// `engine_restart`): contacts still `dialing` whose call died with the
 /// process, or that never got a call row, are settled as `done` /
 /// `interrupted`; they are never called again. Running campaigns go on.
 pub async fn recover(s: &AppState) -> ApiResult<()> {
     let now = s.now_ms();
-    let rows: Vec<(String, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+    let rows: Vec<DialingRow> = sqlx::query_as(
         "SELECT c.id, k.id, k.status, k.end_reason FROM contacts c \
          LEFT JOIN calls k ON k.id = c.call_id WHERE c.status = 'dialing'",
     )

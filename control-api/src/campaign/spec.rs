@@ -105,7 +105,12 @@ impl Conversion {
                 let same = |v: &serde_json::Value| match v {
                     serde_json::Value::String(s) => s == value,
                     serde_json::Value::Null => false,
-                    other => other.to_string() == *value,
+                    other => {
+                        serde_json::from_str::<serde_json::Value>(value)
+                            .ok()
+                            .as_ref()
+                            == Some(other)
+                    }
                 };
                 match doc.get("variables") {
                     Some(serde_json::Value::Array(vars)) => vars.iter().any(|v| {
@@ -444,7 +449,8 @@ mod tests {
 
     #[test]
     fn each_mistake_names_its_field() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+        type Change = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("name", Box::new(|v| v["name"] = json!("  "))),
             ("variants", Box::new(|v| v["agent"] = json!("sales"))),
             (
