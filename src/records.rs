@@ -27,8 +27,8 @@ pub fn call_record(call_id: &str, conversation: &Conversation, insights: &CallIn
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vocelio_pipelines::brain::Action;
     use vocelio_codecs::MediaTime;
+    use vocelio_pipelines::brain::Action;
     use vocelio_pipelines::brain::Turn;
 
     #[test]

@@ -185,14 +185,14 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> ApiResult<T>
     })
 }
 
-/// The field a deserialisation error concerns: its path, plus the name a
-/// "missing field `x`" or "unknown field `x`" message gives.
+/// The field a deserialisation error concerns. Its path names it, except
+/// for a missing field, where the path is the parent and the message names
+/// the field ("missing field `x`").
 fn field_of(path: &str, message: &str) -> String {
-    let named = ["missing field `", "unknown field `"]
-        .iter()
-        .find_map(|p| message.strip_prefix(p))
+    let missing = message
+        .strip_prefix("missing field `")
         .and_then(|rest| rest.split('`').next());
-    match (path, named) {
+    match (path, missing) {
         (".", Some(name)) => name.to_string(),
         (".", None) => "body".to_string(),
         (p, Some(name)) => format!("{p}.{name}"),
@@ -208,7 +208,10 @@ mod tests {
     fn fields_are_named_even_when_missing_or_unknown() {
         assert_eq!(field_of(".", "missing field `number`"), "number");
         assert_eq!(field_of("brain", "missing field `flow`"), "brain.flow");
-        assert_eq!(field_of(".", "unknown field `extra`, expected one of"), "extra");
+        assert_eq!(
+            field_of("extra", "unknown field `extra`, expected one of"),
+            "extra"
+        );
         assert_eq!(field_of("tools[0].url", "invalid type"), "tools[0].url");
         assert_eq!(field_of(".", "invalid type: string"), "body");
     }

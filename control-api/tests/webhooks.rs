@@ -426,7 +426,7 @@ async fn bad_webhook_requests_name_the_field() {
             json!({"url": "https://hooks.example.com/", "events": ["call.ended"], "active": "yes"}),
             "active",
         ),
-        (json!({"url": "https://hooks.example.com/"}), "body"),
+        (json!({"url": "https://hooks.example.com/"}), "events"),
     ];
     for (body, field) in cases {
         let (st, err) = app.call("POST", "/v1/webhooks", Some(body.clone())).await;

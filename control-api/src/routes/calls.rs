@@ -325,10 +325,12 @@ pub enum Direction {
 #[into_params(parameter_in = Query)]
 pub struct CallFilter {
     /// `live` (in progress) or `ended`.
+    #[param(inline)]
     pub status: Option<StatusFilter>,
     /// Agent name.
     pub agent: Option<String>,
     /// `inbound` or `outbound`.
+    #[param(inline)]
     pub direction: Option<Direction>,
     /// Calls placed by this campaign.
     pub campaign_id: Option<String>,

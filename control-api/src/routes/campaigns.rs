@@ -65,6 +65,7 @@ pub struct Campaign {
 #[into_params(parameter_in = Query)]
 pub struct CampaignFilter {
     /// Only campaigns in this state.
+    #[param(inline)]
     pub status: Option<CampaignStatus>,
 }
 
@@ -73,6 +74,7 @@ pub struct CampaignFilter {
 #[into_params(parameter_in = Query)]
 pub struct ContactFilter {
     /// Only contacts in this state.
+    #[param(inline)]
     pub status: Option<ContactStatus>,
 }
 

@@ -185,6 +185,7 @@ pub struct WebhookFilter {
 pub struct DeliveryFilter {
     /// Only deliveries in this state.
     #[param(inline)]
+    #[param(inline)]
     pub status: Option<DeliveryStatus>,
 }
 
