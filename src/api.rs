@@ -413,9 +413,16 @@ impl EngineControl for ApiEngine {
             // Trunks: the config's, then the API's.
             let mut trunks = self.config.sip.trunks.clone();
             for t in &routing.trunks {
-                let c = trunk_config(t).await?;
-                trunks.retain(|x| x.name != c.name);
-                trunks.push(c);
+                // A host that does not resolve (now) leaves that trunk out
+                // rather than refusing every other change; it is retried at
+                // the next change or restart.
+                match trunk_config(t).await {
+                    Ok(c) => {
+                        trunks.retain(|x| x.name != c.name);
+                        trunks.push(c);
+                    }
+                    Err(e) => warn!(trunk = %t.name, error = %e, "trunk left out of service"),
+                }
             }
             let names: Vec<String> = trunks.iter().map(|t| t.name.clone()).collect();
             let configs = trunks

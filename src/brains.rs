@@ -632,6 +632,8 @@ fn equip(
 fn call_settings(spec: &AgentSpec) -> CallSettings {
     let mut e = EndpointConfig::default();
     e.end_silence_ms = spec.endpointing.silence_ms;
+    // A pause can be no longer than the silence that ends the turn.
+    e.pause_ms = e.pause_ms.min(e.end_silence_ms);
     e.min_speech_ms = spec.endpointing.min_speech_ms;
     e.barge_in_ms = if spec.barge_in.enabled {
         spec.barge_in.min_speech_ms
@@ -702,5 +704,35 @@ impl ChatModel for Unavailable {
             },
         ));
         rx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vocelio_control_api::model::{BargeInSpec, EndpointingSpec};
+
+    fn spec(silence_ms: u32, barge_in: bool) -> AgentSpec {
+        serde_json::from_value(serde_json::json!({
+            "name": "a",
+            "brain": {"type": "builtin", "agent": "demo"},
+            "endpointing": EndpointingSpec { silence_ms, min_speech_ms: 150 },
+            "barge_in": BargeInSpec { enabled: barge_in, min_speech_ms: 80 },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn api_endpointing_settings_make_a_valid_pipeline_config() {
+        for silence in [100, 200, 350, 1000, 3000] {
+            let s = call_settings(&spec(silence, true));
+            s.endpointing.validate().unwrap();
+            assert_eq!(s.endpointing.end_silence_ms, silence);
+            assert_eq!(s.endpointing.min_speech_ms, 150);
+            assert_eq!(s.endpointing.barge_in_ms, 80);
+        }
+        let off = call_settings(&spec(1000, false));
+        off.endpointing.validate().unwrap();
+        assert_eq!(off.endpointing.barge_in_ms, u32::MAX);
     }
 }

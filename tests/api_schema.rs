@@ -99,7 +99,7 @@ fn schemathesis_finds_no_server_errors() {
             "--max-examples",
             "25",
             "--workers",
-            "2",
+            "1",
             "--seed",
             "1",
             "--request-timeout",

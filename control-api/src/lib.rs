@@ -65,7 +65,7 @@ impl Modify for BearerAuth {
 
 /// The `/v1` routes and their OpenAPI document.
 pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::agents::router())
         .merge(routes::flows::router())
         .merge(routes::voices::router())
@@ -76,7 +76,52 @@ pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::webhooks::router())
         .merge(routes::keys::router())
         .merge(routes::live::router())
-        .split_for_parts()
+        .split_for_parts();
+    document_common_errors(&mut api);
+    (router, api)
+}
+
+/// Every `/v1` operation can answer 401 (no or bad key) and 403 (scope too
+/// small), and 422 for bad query or path parameters; operations with a
+/// body also 400 (not JSON) and 415 (wrong content type). Documented once
+/// here rather than on every handler.
+fn document_common_errors(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorResponse")))
+                    .build(),
+            )
+            .build()
+    };
+    for item in api.paths.paths.values_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            let mut add = |code: &str, description: &str| {
+                op.responses
+                    .responses
+                    .entry(code.to_string())
+                    .or_insert_with(|| error(description).into());
+            };
+            add("401", "Missing, unknown or revoked API key.");
+            add("403", "The key's scope does not allow this.");
+            add("422", "Invalid parameters: the field and the reason.");
+            if op.request_body.is_some() {
+                add("400", "The body is not valid JSON.");
+                add("415", "The body has the wrong content type.");
+            }
+        }
+    }
 }
 
 /// The OpenAPI document.

@@ -97,9 +97,10 @@ pub struct EndpointingSpec {
 
 impl Default for EndpointingSpec {
     fn default() -> Self {
+        // The voice pipeline's own defaults.
         EndpointingSpec {
-            silence_ms: 200,
-            min_speech_ms: 100,
+            silence_ms: 1000,
+            min_speech_ms: 200,
         }
     }
 }
@@ -118,7 +119,7 @@ impl Default for BargeInSpec {
     fn default() -> Self {
         BargeInSpec {
             enabled: true,
-            min_speech_ms: 120,
+            min_speech_ms: 64,
         }
     }
 }

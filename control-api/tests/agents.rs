@@ -41,7 +41,7 @@ async fn agents_are_created_read_replaced_and_deleted() {
     assert_eq!(created["name"], "reception");
     assert_eq!(created["brain"]["type"], "llm");
     // Defaults are filled in and shown.
-    assert_eq!(created["endpointing"]["silence_ms"], 200);
+    assert_eq!(created["endpointing"]["silence_ms"], 1000);
     assert_eq!(created["barge_in"]["enabled"], true);
     assert_eq!(routed_agents(&app), vec![vec!["reception".to_string()]]);
 

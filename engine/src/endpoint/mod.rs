@@ -733,10 +733,16 @@ impl Endpoint {
             _ => String::new(),
         };
         let did = normalise_number(&did);
+        // Carriers send E.164 DIDs with or without the `+`: match either.
+        let alt = match did.strip_prefix('+') {
+            Some(bare) => bare.to_string(),
+            None => format!("+{did}"),
+        };
         let agent = self
             .cfg
             .numbers
             .get(&did)
+            .or_else(|| self.cfg.numbers.get(&alt))
             .cloned()
             .or_else(|| self.cfg.default_agent.clone());
         let Some(agent) = agent else {
@@ -2012,6 +2018,20 @@ mod tests {
         assert_eq!(h.statuses(), vec![100, 200]);
         h.invite("15550100001", 3);
         assert_eq!(incoming_agent(&h.events()), Some(agent("support")));
+    }
+
+    #[test]
+    fn dids_match_with_or_without_the_plus() {
+        let mut h = Harness::new(|c| {
+            c.numbers.insert("+15550100001".into(), agent("support"));
+            c.numbers.insert("15550100002".into(), agent("sales"));
+        });
+        h.invite("15550100001", 1);
+        assert_eq!(incoming_agent(&h.events()), Some(agent("support")));
+        h.invite("+15550100002", 2);
+        assert_eq!(incoming_agent(&h.events()), Some(agent("sales")));
+        h.invite("15550100003", 3);
+        assert!(h.events().is_empty(), "unrouted numbers still get 404");
     }
 
     #[test]
