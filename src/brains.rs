@@ -405,7 +405,7 @@ impl Brains {
     pub fn set_api_agents(&mut self, specs: Vec<ResolvedAgent>) -> Result<()> {
         let mut api = BTreeMap::new();
         for r in &specs {
-            let mut agent = self.from_spec(r)?;
+            let mut agent = self.recipe(r)?;
             equip(
                 &r.spec.name,
                 &mut agent,
@@ -423,7 +423,7 @@ impl Brains {
     /// A brain for `spec` alone (text chat and flow simulation), built the
     /// way a call's would be.
     pub fn brain_for_spec(&self, spec: &ResolvedAgent) -> Result<Box<dyn Brain>> {
-        let mut agent = self.from_spec(spec)?;
+        let mut agent = self.recipe(spec)?;
         equip(
             &spec.spec.name,
             &mut agent,
@@ -436,7 +436,7 @@ impl Brains {
         Ok(with_greeting(brain, &call_settings(&spec.spec)))
     }
 
-    fn from_spec(&self, r: &ResolvedAgent) -> Result<AgentBrain> {
+    fn recipe(&self, r: &ResolvedAgent) -> Result<AgentBrain> {
         let name = &r.spec.name;
         Ok(match &r.spec.brain {
             BrainSpec::Flow { flow: f } => {
@@ -533,7 +533,7 @@ impl Brains {
         if let Some((a, settings)) = self.api.get(agent) {
             let brain = with_greeting(self.build(a)?, settings);
             let mut c = AgentConfig::new(agent, brain);
-            c.endpointing = settings.endpointing.clone();
+            c.endpointing = settings.endpointing;
             return Some(c);
         }
         let a = self.agents.get(agent)?;
