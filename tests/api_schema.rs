@@ -3,26 +3,10 @@
 //! binary: no request, however malformed, gets a 500, and every response
 //! matches the document's status codes.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use vocelio_testkit::{free_port, free_udp_port};
 
 fn schemathesis() -> PathBuf {
     let st = std::env::var_os("VOCELIO_SCHEMATHESIS")

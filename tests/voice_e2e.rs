@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use vocelio_testkit::free_udp_port;
 
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
@@ -136,14 +137,6 @@ fn check_conversation(evs: &[CallEvent]) {
         .collect();
     assert!(!v2v.is_empty(), "no measured turn: {evs:?}");
     eprintln!("voice-to-voice on the wire: {v2v:?} ms");
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,22 @@
 
 pub mod sipp;
 
+/// A free TCP port on 127.0.0.1 (the OS picks it; the test binds it next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free TCP port on 127.0.0.1")
+}
+
+/// A free UDP port on 127.0.0.1.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free UDP port on 127.0.0.1")
+}
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
