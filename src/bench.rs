@@ -220,6 +220,34 @@ fn loopback_trunk(name: &str, address: SocketAddr) -> TrunkConfig {
 }
 
 /// Raise the soft open-files limit to the hard one: each call holds two sockets.
+/// A command that runs `program` pinned to one CPU core with `taskset`
+/// (unpinned, with a warning, where taskset is missing).
+pub fn pinned(core: usize, program: &std::path::Path) -> Command {
+    if std::path::Path::new("/usr/bin/taskset").exists() {
+        let mut c = Command::new("/usr/bin/taskset");
+        c.arg("-c").arg(core.to_string()).arg(program);
+        c
+    } else {
+        eprintln!(
+            "taskset not found: {} is not pinned to one core",
+            program.display()
+        );
+        Command::new(program)
+    }
+}
+
+/// User + system CPU time a process has used (all its threads).
+pub fn cpu_time(pid: u32) -> std::io::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    // USER_HZ is 100 on Linux.
+    Ok(Duration::from_millis(ticks * 10))
+}
+
 pub fn raise_fd_limit() {
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(error = %e, "could not raise the open-files limit");
@@ -235,15 +263,7 @@ struct Engine {
 
 impl Engine {
     fn spawn(core: usize) -> Result<Engine> {
-        let exe = std::env::current_exe()?;
-        let mut cmd = if std::path::Path::new("/usr/bin/taskset").exists() {
-            let mut c = Command::new("/usr/bin/taskset");
-            c.arg("-c").arg(core.to_string()).arg(exe);
-            c
-        } else {
-            eprintln!("taskset not found: the engine is not pinned to one core");
-            Command::new(exe)
-        };
+        let mut cmd = pinned(core, &std::env::current_exe()?);
         let mut child = cmd
             .args([
                 "bench",
@@ -290,14 +310,7 @@ impl Engine {
 
     /// User + system CPU time of the engine process.
     fn cpu(&self) -> Result<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // Fields after the parenthesised command name; utime and stime are 14 and 15.
-        let rest = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-            + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-        // USER_HZ is 100 on Linux.
-        Ok(Duration::from_millis(ticks * 10))
+        Ok(cpu_time(self.child.id())?)
     }
 
     fn rss_kb(&self) -> Result<u64> {
