@@ -4,6 +4,7 @@ mod agents;
 mod api;
 mod bench;
 mod bench_brain;
+mod bench_calls;
 mod bench_voice;
 mod brains;
 mod config;
@@ -89,6 +90,11 @@ enum BenchCommand {
     /// (real intents and knowledge base), and the local LLM (first token,
     /// first clause, tokens/s), with memory.
     Brain(bench_brain::BrainArgs),
+    /// Simulated callers against `vocelio serve` over SIP/RTP or Twilio Media
+    /// Streams, timed on the wire: voice-to-voice, barge-in, the engine's
+    /// STT/brain/TTS figures, CPU and memory per call, over a ramp of
+    /// concurrent calls.
+    Calls(bench_calls::CallsArgs),
     /// The engine side of `bench media` (started by it).
     #[command(hide = true)]
     MediaServer(bench::ServerArgs),
@@ -136,6 +142,7 @@ fn main() -> Result<()> {
         }
         Command::Bench(BenchCommand::Media(args)) => bench::media(args),
         Command::Bench(BenchCommand::MediaServer(args)) => bench::server(args),
+        Command::Bench(BenchCommand::Calls(args)) => bench_calls::calls(args),
         Command::Bench(BenchCommand::Brain(args)) => bench_brain::brain(args, &config),
         Command::Bench(BenchCommand::Voice(args)) => bench_voice::voice(
             args,
