@@ -781,6 +781,8 @@ fn mix(mut z: u64) -> u64 {
 struct Script<'a> {
     clips: &'a Clips,
     call: usize,
+    /// The caller's place in its step: where its fixtures start.
+    place: usize,
     turns: usize,
     interrupt_every: usize,
     seed: u64,
@@ -788,7 +790,7 @@ struct Script<'a> {
 
 impl Script<'_> {
     fn question(&self, turn: usize) -> usize {
-        (self.call + turn) % self.clips.questions.len()
+        (self.place + turn) % self.clips.questions.len()
     }
     fn interrupts(&self, turn: usize) -> bool {
         self.interrupt_every > 0 && (turn + 1) % self.interrupt_every == 0
@@ -1096,6 +1098,7 @@ async fn run_step(ctx: &mut Ctx<'_>, n: usize, turns: usize) -> Result<Step> {
                 let script = Script {
                     clips: ctx.clips,
                     call: first + i,
+                    place: i,
                     turns,
                     interrupt_every: ctx.args.interrupt_every,
                     seed: ctx.args.seed,

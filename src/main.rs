@@ -3,6 +3,7 @@
 mod agents;
 mod api;
 mod bench;
+mod bench_all;
 mod bench_brain;
 mod bench_calls;
 mod bench_voice;
@@ -80,6 +81,10 @@ enum KeysCommand {
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
+    /// Every scenario (media capacity with rtpengine, SIP rate with
+    /// Kamailio, single-call latency, AI-call capacity) in one run, written to
+    /// `benches/results/latest.{md,json}`.
+    All(bench_all::AllArgs),
     /// Media-plane capacity: N concurrent SIP calls with real RTP against the
     /// engine (pinned to one core) running a passthrough agent.
     Media(bench::MediaArgs),
@@ -142,6 +147,7 @@ fn main() -> Result<()> {
         }
         Command::Bench(BenchCommand::Media(args)) => bench::media(args),
         Command::Bench(BenchCommand::MediaServer(args)) => bench::server(args),
+        Command::Bench(BenchCommand::All(args)) => bench_all::all(args),
         Command::Bench(BenchCommand::Calls(args)) => bench_calls::calls(args),
         Command::Bench(BenchCommand::Brain(args)) => bench_brain::brain(args, &config),
         Command::Bench(BenchCommand::Voice(args)) => bench_voice::voice(
