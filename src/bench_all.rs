@@ -219,7 +219,10 @@ fn goals(outcomes: &[Outcome]) -> Vec<Goal> {
     g.push(Goal {
         what: "full-AI calls on the whole box at voice-to-voice p95 <= 700 ms",
         goal: ">= 20",
-        measured: max_ai.map_or("not measured".into(), |n| n.to_string()),
+        measured: match (max_ai, ai["max_calls_within_1_5x_first"].as_u64()) {
+            (Some(n), Some(m)) => format!("{n} (within 1.5x one call's p95: {m})"),
+            _ => "not measured".into(),
+        },
         met: max_ai.map(|n| n >= 20),
     });
     let media = &by("media")["vocelio"];
