@@ -4,6 +4,7 @@ mod agents;
 mod api;
 mod bench;
 mod bench_brain;
+mod bench_rtpengine;
 mod bench_voice;
 mod brains;
 mod config;
@@ -89,6 +90,10 @@ enum BenchCommand {
     /// (real intents and knowledge base), and the local LLM (first token,
     /// first clause, tokens/s), with memory.
     Brain(bench_brain::BrainArgs),
+    /// The same RTP load relayed by rtpengine (Debian's rtpengine-daemon,
+    /// pinned to one core), then `bench media` at the same calls: CPU and
+    /// memory per call side by side.
+    Rtpengine(bench_rtpengine::RtpengineArgs),
     /// The engine side of `bench media` (started by it).
     #[command(hide = true)]
     MediaServer(bench::ServerArgs),
@@ -136,6 +141,7 @@ fn main() -> Result<()> {
         }
         Command::Bench(BenchCommand::Media(args)) => bench::media(args),
         Command::Bench(BenchCommand::MediaServer(args)) => bench::server(args),
+        Command::Bench(BenchCommand::Rtpengine(args)) => bench_rtpengine::rtpengine(args),
         Command::Bench(BenchCommand::Brain(args)) => bench_brain::brain(args, &config),
         Command::Bench(BenchCommand::Voice(args)) => bench_voice::voice(
             args,
