@@ -28,6 +28,7 @@ APT_PACKAGES=(
   libsonic-dev libespeak-ng-dev espeak-ng               # Piper phonemes; espeak-ng also speaks fixtures
   sox libsox-fmt-all                                    # G.711 reference, audio measurement
   sip-tester                                            # sipp
+  rtpengine-daemon                                      # bench rtpengine (its service is disabled below)
   curl time                                             # scripts/sip_rate.sh
   python3 python3-venv python3-pip                      # pip download, model conversion
   ca-certificates git
@@ -58,6 +59,30 @@ if [ "${SKIP_APT:-0}" = "1" ]; then
 else
   install_packages
 fi
+
+# rtpengine-daemon's package enables (and under systemd starts) a system-wide
+# relay: ng control on localhost:2223, media ports 30000-40000, kernel table 0
+# with iptables rules. `vocelio bench rtpengine` starts its own daemon from
+# benches/peers/rtpengine.conf, pinned to one core, so the service must not
+# run beside it: stop it and keep it from starting at boot.
+disable_rtpengine_service() {
+  [ -e /lib/systemd/system/rtpengine-daemon.service ] || [ -e /etc/init.d/rtpengine-daemon ] || return 0
+  local SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  if [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now rtpengine-daemon.service >/dev/null 2>&1 || true
+  else
+    # No systemd running (containers): drop the boot links, stop a SysV instance.
+    $SUDO systemctl disable rtpengine-daemon.service >/dev/null 2>&1 || true
+    [ -x /etc/init.d/rtpengine-daemon ] && $SUDO /etc/init.d/rtpengine-daemon stop >/dev/null 2>&1 || true
+  fi
+  if pgrep -x rtpengine >/dev/null 2>&1; then
+    log "WARNING: an rtpengine is still running (pgrep -x rtpengine); bench rtpengine figures will be off"
+  else
+    log "rtpengine: system service stopped and disabled (the benchmark starts its own)"
+  fi
+}
+disable_rtpengine_service
 
 # ---------------------------------------------------------------- rust
 # The Rust toolchain comes with the machine (rustup); Debian's rustc is too old.

@@ -219,7 +219,6 @@ fn loopback_trunk(name: &str, address: SocketAddr) -> TrunkConfig {
     }
 }
 
-/// Raise the soft open-files limit to the hard one: each call holds two sockets.
 /// A command that runs `program` pinned to one CPU core with `taskset`
 /// (unpinned, with a warning, where taskset is missing).
 pub fn pinned(core: usize, program: &std::path::Path) -> Command {
@@ -236,6 +235,27 @@ pub fn pinned(core: usize, program: &std::path::Path) -> Command {
     }
 }
 
+/// Move every thread of this process off `core` (where the measured child
+/// runs) onto the other cores; nothing on a one-core machine or without taskset.
+pub fn pin_self_off(core: usize) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores > 1 && std::path::Path::new("/usr/bin/taskset").exists() {
+        let others: Vec<String> = (0..cores)
+            .filter(|c| *c != core)
+            .map(|c| c.to_string())
+            .collect();
+        let _ = Command::new("/usr/bin/taskset")
+            .args([
+                "-a",
+                "-cp",
+                &others.join(","),
+                &std::process::id().to_string(),
+            ])
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
 /// User + system CPU time a process has used (all its threads).
 pub fn cpu_time(pid: u32) -> std::io::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
@@ -248,6 +268,7 @@ pub fn cpu_time(pid: u32) -> std::io::Result<Duration> {
     Ok(Duration::from_millis(ticks * 10))
 }
 
+/// Raise the soft open-files limit to the hard one: each call holds two sockets.
 pub fn raise_fd_limit() {
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(error = %e, "could not raise the open-files limit");
@@ -374,22 +395,7 @@ pub fn media(args: MediaArgs) -> Result<()> {
     }
     raise_fd_limit();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // The load runs everywhere but the engine's core.
-    if cores > 1 && std::path::Path::new("/usr/bin/taskset").exists() {
-        let others: Vec<String> = (0..cores)
-            .filter(|c| *c != args.core)
-            .map(|c| c.to_string())
-            .collect();
-        let _ = Command::new("/usr/bin/taskset")
-            .args([
-                "-a",
-                "-cp",
-                &others.join(","),
-                &std::process::id().to_string(),
-            ])
-            .stdout(Stdio::null())
-            .status();
-    }
+    pin_self_off(args.core);
     let mut engine = Engine::spawn(args.core)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cores.saturating_sub(1).max(1))

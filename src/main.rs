@@ -6,6 +6,7 @@ mod bench;
 mod bench_all;
 mod bench_brain;
 mod bench_calls;
+mod bench_rtpengine;
 mod bench_voice;
 mod brains;
 mod config;
@@ -100,6 +101,10 @@ enum BenchCommand {
     /// STT/brain/TTS figures, CPU and memory per call, over a ramp of
     /// concurrent calls.
     Calls(bench_calls::CallsArgs),
+    /// The same RTP load relayed by rtpengine (Debian's rtpengine-daemon,
+    /// pinned to one core), then `bench media` at the same calls: CPU and
+    /// memory per call side by side.
+    Rtpengine(bench_rtpengine::RtpengineArgs),
     /// The engine side of `bench media` (started by it).
     #[command(hide = true)]
     MediaServer(bench::ServerArgs),
@@ -149,6 +154,7 @@ fn main() -> Result<()> {
         Command::Bench(BenchCommand::MediaServer(args)) => bench::server(args),
         Command::Bench(BenchCommand::All(args)) => bench_all::all(args),
         Command::Bench(BenchCommand::Calls(args)) => bench_calls::calls(args),
+        Command::Bench(BenchCommand::Rtpengine(args)) => bench_rtpengine::rtpengine(args),
         Command::Bench(BenchCommand::Brain(args)) => bench_brain::brain(args, &config),
         Command::Bench(BenchCommand::Voice(args)) => bench_voice::voice(
             args,
