@@ -4,6 +4,7 @@ mod agents;
 mod api;
 mod bench;
 mod bench_brain;
+mod bench_sip;
 mod bench_voice;
 mod brains;
 mod config;
@@ -89,6 +90,9 @@ enum BenchCommand {
     /// (real intents and knowledge base), and the local LLM (first token,
     /// first clause, tokens/s), with memory.
     Brain(bench_brain::BrainArgs),
+    /// SIP call rate: sipp's uac scenario at rising rates against `vocelio
+    /// serve` and then Kamailio, each pinned to one core, with CPU per step.
+    Sip(bench_sip::SipArgs),
     /// The engine side of `bench media` (started by it).
     #[command(hide = true)]
     MediaServer(bench::ServerArgs),
@@ -136,6 +140,7 @@ fn main() -> Result<()> {
         }
         Command::Bench(BenchCommand::Media(args)) => bench::media(args),
         Command::Bench(BenchCommand::MediaServer(args)) => bench::server(args),
+        Command::Bench(BenchCommand::Sip(args)) => bench_sip::sip(args),
         Command::Bench(BenchCommand::Brain(args)) => bench_brain::brain(args, &config),
         Command::Bench(BenchCommand::Voice(args)) => bench_voice::voice(
             args,
