@@ -28,8 +28,8 @@ APT_PACKAGES=(
   libsonic-dev libespeak-ng-dev espeak-ng               # Piper phonemes; espeak-ng also speaks fixtures
   sox libsox-fmt-all                                    # G.711 reference, audio measurement
   sip-tester                                            # sipp
-  rtpengine-daemon                                      # bench rtpengine (its service is disabled below)
-  curl time                                             # scripts/sip_rate.sh
+  rtpengine-daemon                                      # `vocelio bench rtpengine` (its service is disabled below)
+  kamailio                                              # `vocelio bench sip`'s peer (its service is kept off below)
   python3 python3-venv python3-pip                      # pip download, model conversion
   ca-certificates git
 )
@@ -54,10 +54,33 @@ install_packages() {
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
+# Kamailio is only the peer `vocelio bench sip` starts itself, in the
+# foreground on a loopback port. On a systemd host Debian's package enables
+# and starts kamailio.service, which listens on every address at 5060, the
+# port `vocelio serve` uses by default: stop it and keep it off. (Under
+# SysV init the package's script does not start it: RUN_KAMAILIO=no.)
+keep_kamailio_service_off() {
+  [ -x /usr/sbin/kamailio ] || return 0
+  local SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    if systemctl is-enabled --quiet kamailio 2>/dev/null || systemctl is-active --quiet kamailio 2>/dev/null; then
+      log "kamailio: stopping and disabling the system service (the bench starts its own)"
+      $SUDO systemctl disable --now kamailio >/dev/null 2>&1 || log "kamailio: could not disable kamailio.service"
+    fi
+  elif command -v update-rc.d >/dev/null; then
+    $SUDO update-rc.d kamailio disable >/dev/null 2>&1 || true
+  fi
+  if pgrep -x kamailio >/dev/null; then
+    log "kamailio: WARNING: kamailio is running (pids $(pgrep -x kamailio | tr '\n' ' ')); if it holds 5060, vocelio serve cannot use its default sip.listen"
+  fi
+}
+
 if [ "${SKIP_APT:-0}" = "1" ]; then
   log "system packages: skipped (SKIP_APT=1)"
 else
   install_packages
+  keep_kamailio_service_off
 fi
 
 # rtpengine-daemon's package enables (and under systemd starts) a system-wide

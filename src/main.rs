@@ -7,6 +7,7 @@ mod bench_all;
 mod bench_brain;
 mod bench_calls;
 mod bench_rtpengine;
+mod bench_sip;
 mod bench_voice;
 mod brains;
 mod config;
@@ -105,6 +106,9 @@ enum BenchCommand {
     /// pinned to one core), then `bench media` at the same calls: CPU and
     /// memory per call side by side.
     Rtpengine(bench_rtpengine::RtpengineArgs),
+    /// SIP call rate: sipp's uac scenario at rising rates against `vocelio
+    /// serve` and then Kamailio, each pinned to one core, with CPU per step.
+    Sip(bench_sip::SipArgs),
     /// The engine side of `bench media` (started by it).
     #[command(hide = true)]
     MediaServer(bench::ServerArgs),
@@ -155,6 +159,7 @@ fn main() -> Result<()> {
         Command::Bench(BenchCommand::All(args)) => bench_all::all(args),
         Command::Bench(BenchCommand::Calls(args)) => bench_calls::calls(args),
         Command::Bench(BenchCommand::Rtpengine(args)) => bench_rtpengine::rtpengine(args),
+        Command::Bench(BenchCommand::Sip(args)) => bench_sip::sip(args),
         Command::Bench(BenchCommand::Brain(args)) => bench_brain::brain(args, &config),
         Command::Bench(BenchCommand::Voice(args)) => bench_voice::voice(
             args,
