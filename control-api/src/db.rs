@@ -101,6 +101,17 @@ impl Db {
         Ok(Db { pool, kind })
     }
 
+    /// A transaction that writes. On SQLite it takes the write lock at
+    /// `BEGIN` (`IMMEDIATE`), waiting out `busy_timeout` for it: a deferred
+    /// transaction that reads first and then writes fails at once with
+    /// `SQLITE_BUSY` when another connection wrote in between.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.kind {
+            DbKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            DbKind::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// An in-memory SQLite database (tests).
     pub async fn memory() -> Result<Db, DbError> {
         // One connection: every connection to `:memory:` is its own database.

@@ -3,6 +3,7 @@
 use crate::db::new_id;
 use crate::error::ApiResult;
 use crate::state::AppState;
+use sqlx::AnyConnection;
 
 /// How a call row starts.
 #[derive(Debug, Clone, Default)]
@@ -24,7 +25,18 @@ pub struct NewCall<'a> {
 /// the recorder (on the engine's event) and the dialer (after placing the
 /// call) may both call it, in either order.
 pub async fn ensure_call(s: &AppState, engine_call: &str, new: &NewCall<'_>) -> ApiResult<String> {
-    if let Some(id) = live_call(s, engine_call).await? {
+    let mut db = s.db.pool.acquire().await?;
+    ensure_call_on(&mut db, s.now_ms(), engine_call, new).await
+}
+
+/// [`ensure_call`] on a connection or inside a transaction.
+pub async fn ensure_call_on(
+    db: &mut AnyConnection,
+    now_ms: i64,
+    engine_call: &str,
+    new: &NewCall<'_>,
+) -> ApiResult<String> {
+    if let Some(id) = live_call_on(db, engine_call).await? {
         return Ok(id);
     }
     sqlx::query(
@@ -38,20 +50,25 @@ pub async fn ensure_call(s: &AppState, engine_call: &str, new: &NewCall<'_>) -> 
     .bind(new.agent)
     .bind(new.from)
     .bind(new.to)
-    .bind(s.now_ms())
-    .execute(&s.db.pool)
+    .bind(now_ms)
+    .execute(&mut *db)
     .await?;
-    live_call(s, engine_call)
+    live_call_on(db, engine_call)
         .await?
         .ok_or_else(|| crate::error::ApiError::internal("call row vanished"))
 }
 
 /// The live (not ended) call row for an engine call id.
 pub async fn live_call(s: &AppState, engine_call: &str) -> ApiResult<Option<String>> {
+    let mut db = s.db.pool.acquire().await?;
+    live_call_on(&mut db, engine_call).await
+}
+
+async fn live_call_on(db: &mut AnyConnection, engine_call: &str) -> ApiResult<Option<String>> {
     let row: Option<(String,)> =
         sqlx::query_as("SELECT id FROM calls WHERE engine_call = $1 AND status <> 'ended'")
             .bind(engine_call)
-            .fetch_optional(&s.db.pool)
+            .fetch_optional(&mut *db)
             .await?;
     Ok(row.map(|r| r.0))
 }

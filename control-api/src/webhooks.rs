@@ -152,9 +152,27 @@ pub fn verify(secret: &str, header: &str, body: &[u8], now_s: i64, tolerance_s: 
 /// to it (or to `*`). The queue is in the database: committed before this
 /// returns.
 pub async fn enqueue(s: &AppState, event: &str, payload: serde_json::Value) -> ApiResult<()> {
+    let mut tx = s.db.begin_write().await?;
+    let queued = enqueue_on(&mut tx, s.now_ms(), event, &payload).await?;
+    tx.commit().await?;
+    if queued > 0 {
+        s.webhook_wake.notify_one();
+    }
+    Ok(())
+}
+
+/// Queue `event` for every active webhook subscribed to it, on a connection
+/// or inside the caller's transaction; returns how many were queued (the
+/// caller wakes the delivery worker once that has committed).
+pub async fn enqueue_on(
+    db: &mut sqlx::AnyConnection,
+    now_ms: i64,
+    event: &str,
+    payload: &serde_json::Value,
+) -> ApiResult<usize> {
     let hooks: Vec<(String, String)> =
         sqlx::query_as("SELECT id, events FROM webhooks WHERE active = 1 ORDER BY id")
-            .fetch_all(&s.db.pool)
+            .fetch_all(&mut *db)
             .await?;
     let subscribed: Vec<String> = hooks
         .into_iter()
@@ -162,22 +180,18 @@ pub async fn enqueue(s: &AppState, event: &str, payload: serde_json::Value) -> A
         .map(|(id, _)| id)
         .collect();
     if subscribed.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let payload = payload.to_string();
-    let now = s.now_ms();
-    let mut tx = s.db.pool.begin().await?;
     for hook in &subscribed {
-        insert_delivery(&mut *tx, hook, event, &payload, now).await?;
+        insert_delivery(&mut *db, hook, event, &payload, now_ms).await?;
     }
-    tx.commit().await?;
     tracing::debug!(
         event,
         webhooks = subscribed.len(),
         "webhook deliveries queued"
     );
-    s.webhook_wake.notify_one();
-    Ok(())
+    Ok(subscribed.len())
 }
 
 /// Queue a `ping` to one webhook (whatever it subscribes to); returns the

@@ -739,3 +739,86 @@ async fn calls_are_documented() {
         assert!(params.contains(&p), "{p} in {params:?}");
     }
 }
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(sql)
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    n
+}
+
+#[tokio::test]
+async fn a_burst_of_engine_events_is_recorded_whole_and_in_order() {
+    let app = TestApp::new().await;
+    agent(&app, "support").await;
+    let (tx, rx) = unbounded_channel();
+    // Queued before the recorder starts, so it takes them in full batches,
+    // each call's four events possibly split across two of them.
+    for i in 0..300 {
+        let c = format!("burst-{i}");
+        tx.send(started(&c, "support")).unwrap();
+        tx.send(EngineEvent::CallAnswered {
+            engine_call: c.clone(),
+        })
+        .unwrap();
+        tx.send(said(&c, "caller", "hello there", true)).unwrap();
+        tx.send(EngineEvent::CallEnded {
+            engine_call: c,
+            reason: "remote_bye".into(),
+            answered: true,
+        })
+        .unwrap();
+    }
+    tokio::spawn(recorder::run(app.state.clone(), rx));
+    wait_for(&app, "/v1/calls?status=ended&limit=1", |b| {
+        b["total"] == 300
+    })
+    .await;
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM calls").await, 300);
+    // Answered before it ended, with its one transcript line: in order.
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM calls WHERE answered_ms IS NOT NULL AND end_reason = 'remote_bye'"
+        )
+        .await,
+        300
+    );
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM transcripts WHERE seq = 1").await,
+        300
+    );
+}
+
+#[tokio::test]
+async fn an_event_that_cannot_be_stored_loses_only_itself_not_its_batch() {
+    let app = TestApp::new().await;
+    agent(&app, "support").await;
+    // Turn figures have nowhere to go: that event fails, and with it the
+    // transaction of its batch.
+    sqlx::query("DROP TABLE turn_metrics")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let (tx, rx) = unbounded_channel();
+    tx.send(started("c1", "support")).unwrap();
+    tx.send(EngineEvent::Turn {
+        engine_call: "c1".into(),
+        voice_to_voice_ms: Some(640.0),
+        metrics: json!({"stt_ms": 210.0}),
+    })
+    .unwrap();
+    tx.send(said("c1", "caller", "what time do you open", true))
+        .unwrap();
+    tx.send(EngineEvent::CallEnded {
+        engine_call: "c1".into(),
+        reason: "remote_bye".into(),
+        answered: true,
+    })
+    .unwrap();
+    tokio::spawn(recorder::run(app.state.clone(), rx));
+    let call = wait_for(&app, "/v1/calls?status=ended", |b| b["total"] == 1).await;
+    assert_eq!(call["items"][0]["end_reason"], "remote_bye", "{call}");
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM transcripts").await, 1);
+}

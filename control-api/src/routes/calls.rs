@@ -212,10 +212,15 @@ impl CallRow {
 }
 
 async fn call_row(s: &AppState, id: &str) -> ApiResult<CallRow> {
+    let mut db = s.db.pool.acquire().await?;
+    call_row_on(&mut db, id).await
+}
+
+async fn call_row_on(db: &mut sqlx::AnyConnection, id: &str) -> ApiResult<CallRow> {
     let row: Option<CallRow> =
         sqlx::query_as(&format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&s.db.pool)
+            .fetch_optional(&mut *db)
             .await?;
     row.ok_or_else(|| ApiError::not_found(format!("call {id}")))
 }
@@ -223,6 +228,11 @@ async fn call_row(s: &AppState, id: &str) -> ApiResult<CallRow> {
 /// A call by id (404 if there is none).
 pub async fn load_call(s: &AppState, id: &str) -> ApiResult<Call> {
     Ok(call_row(s, id).await?.into_call(s.now_ms()).0)
+}
+
+/// [`load_call`] on a connection or inside a transaction.
+pub async fn load_call_on(db: &mut sqlx::AnyConnection, now_ms: i64, id: &str) -> ApiResult<Call> {
+    Ok(call_row_on(db, id).await?.into_call(now_ms).0)
 }
 
 /// A call with its insights and per-turn latency.
