@@ -967,7 +967,12 @@ async fn run_caller(
                         }
                         Some(Some(Phase::Pause { until: now }))
                     }
-                    Phase::Listening { interrupt_at: Some(at) } if now >= *at => {
+                    // Talk over the reply only while the agent is audibly
+                    // speaking (a voiced packet within the last tick), not
+                    // in a pause between its sentences.
+                    Phase::Listening { interrupt_at: Some(at) }
+                        if now >= *at && last_rx_voiced.is_some_and(|t| now - t <= Duration::from_millis(20)) =>
+                    {
                         // The reply being interrupted is this turn's; the interruption is a turn of its own.
                         out.turns.extend(row.take());
                         row = Some(new_row(out.turns.len(), &script.clips.interrupt.id));

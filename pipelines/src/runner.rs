@@ -27,7 +27,7 @@ use crate::stt::{SpeechToText, SttError, WhisperModel};
 use crate::tts::{TtsError, Voice};
 use crate::vad::VadError;
 use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -509,15 +509,62 @@ fn stt_loop(
     }
 }
 
+/// Audio of clauses a worker has spoken, by text and output rate. Greetings
+/// and a flow's fixed lines come back on every call; speaking them again
+/// costs Piper tens of milliseconds of CPU each time, and the caller waits
+/// for it. Bounded by the samples held; the oldest entries go first.
+#[derive(Debug, Default)]
+struct ClauseCache {
+    audio: HashMap<(SampleRate, String), Vec<i16>>,
+    order: VecDeque<(SampleRate, String)>,
+    samples: usize,
+}
+
+impl ClauseCache {
+    /// At most this many samples in all (8 MB of 16-bit audio).
+    const MAX_SAMPLES: usize = 4_000_000;
+    /// Clauses longer than this (in samples) are not kept.
+    const MAX_CLAUSE: usize = 200_000;
+
+    fn get(&self, rate: SampleRate, text: &str) -> Option<&Vec<i16>> {
+        self.audio.get(&(rate, text.to_string()))
+    }
+
+    fn put(&mut self, rate: SampleRate, text: &str, pcm: &[i16]) {
+        if pcm.len() > Self::MAX_CLAUSE || self.get(rate, text).is_some() {
+            return;
+        }
+        while self.samples + pcm.len() > Self::MAX_SAMPLES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(a) = self.audio.remove(&old) {
+                self.samples -= a.len();
+            }
+        }
+        let key = (rate, text.to_string());
+        self.order.push_back(key.clone());
+        self.samples += pcm.len();
+        self.audio.insert(key, pcm.to_vec());
+    }
+}
+
 fn tts_loop(voice: &mut Voice, jobs: &Receiver<TtsJob>, results: &Sender<WorkResult>) {
     let mut resamplers: HashMap<SampleRate, FrameResampler> = HashMap::new();
+    let mut cache = ClauseCache::default();
     while let Ok(job) = jobs.recv() {
         let started = Instant::now();
         let pcm = if job.current.load(Ordering::Acquire) != job.reply {
             // Cancelled by a barge-in while queued.
             Ok(Vec::new())
+        } else if let Some(pcm) = cache.get(job.rate, &job.text) {
+            Ok(pcm.clone())
         } else {
-            synthesize(voice, &mut resamplers, &job.text, job.rate)
+            let pcm = synthesize(voice, &mut resamplers, &job.text, job.rate);
+            if let Ok(p) = &pcm {
+                cache.put(job.rate, &job.text, p);
+            }
+            pcm
         };
         let done = TtsDone {
             call: job.call,
@@ -567,4 +614,43 @@ fn synthesize(
     out.drain(..delay.min(out.len()));
     out.truncate(want);
     Ok(out)
+}
+
+#[cfg(test)]
+mod clause_cache_tests {
+    use super::ClauseCache;
+    use vocelio_codecs::SampleRate;
+
+    #[test]
+    fn a_clause_is_kept_by_text_and_rate() {
+        let mut c = ClauseCache::default();
+        c.put(SampleRate::Hz8000, "Hello.", &[1, 2, 3]);
+        assert_eq!(c.get(SampleRate::Hz8000, "Hello."), Some(&vec![1, 2, 3]));
+        assert_eq!(c.get(SampleRate::Hz16000, "Hello."), None);
+        assert_eq!(c.get(SampleRate::Hz8000, "Hello"), None);
+    }
+
+    #[test]
+    fn the_oldest_clauses_go_when_the_budget_is_full() {
+        let mut c = ClauseCache::default();
+        let clause = vec![0i16; ClauseCache::MAX_CLAUSE];
+        let fit = ClauseCache::MAX_SAMPLES / ClauseCache::MAX_CLAUSE;
+        for i in 0..fit + 2 {
+            c.put(SampleRate::Hz8000, &format!("line {i}"), &clause);
+        }
+        assert!(c.samples <= ClauseCache::MAX_SAMPLES);
+        assert_eq!(c.get(SampleRate::Hz8000, "line 0"), None);
+        assert_eq!(c.get(SampleRate::Hz8000, "line 1"), None);
+        assert!(c.get(SampleRate::Hz8000, "line 2").is_some());
+        assert!(c
+            .get(SampleRate::Hz8000, &format!("line {}", fit + 1))
+            .is_some());
+        // Too long to keep at all.
+        c.put(
+            SampleRate::Hz8000,
+            "long",
+            &vec![0i16; ClauseCache::MAX_CLAUSE + 1],
+        );
+        assert_eq!(c.get(SampleRate::Hz8000, "long"), None);
+    }
 }
