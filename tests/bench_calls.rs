@@ -3,19 +3,17 @@
 //! Streams WebSocket against `vocelio serve` with the real models, each with
 //! two spoken turns and one interruption, timed on the wire.
 
-use std::process::Command;
 use std::sync::Mutex;
+use vocelio_testkit::run_bench;
 
 /// One run at a time: each starts an engine that loads every model.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn short_run(transport: &str) -> (serde_json::Value, String) {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("calls.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_vocelio"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
+    let (r, stdout) = run_bench(
+        env!("CARGO_BIN_EXE_vocelio"),
+        &[
             "bench",
             "calls",
             "--calls",
@@ -28,16 +26,8 @@ fn short_run(transport: &str) -> (serde_json::Value, String) {
             "piper_booking,piper_yes",
             "--transport",
             transport,
-        ])
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        ],
+    );
     (r, stdout)
 }
 

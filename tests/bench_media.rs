@@ -2,14 +2,13 @@
 //! keeps working: a handful of real SIP calls with RTP against the engine
 //! pinned to one core, and its table.
 
-use std::process::Command;
+use vocelio_testkit::run_bench;
 
 #[test]
 fn bench_media_short_run_prints_its_table() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("media.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_vocelio"))
-        .args([
+    let (r, stdout) = run_bench(
+        env!("CARGO_BIN_EXE_vocelio"),
+        &[
             "bench",
             "media",
             "--calls",
@@ -18,18 +17,10 @@ fn bench_media_short_run_prints_its_table() {
             "2",
             "--rate",
             "50",
-        ])
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+        ],
+    );
     assert!(stdout.contains("| calls sustained | 20 |"), "{stdout}");
     assert!(stdout.contains("| calls failed | 0 |"), "{stdout}");
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     // 20 calls for 2 s at 50 frames/s: about 2000 frames went through the engine.
     let frames = r["engine"]["frames"].as_u64().unwrap();
     assert!((1800..=2200).contains(&frames), "{frames}");

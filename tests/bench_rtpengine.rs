@@ -3,24 +3,15 @@
 //! relays 20 calls of RTP for 2 s on 127.0.0.1, then `bench media` runs
 //! ours at the same size, and the JSON holds both sides and their ratio.
 
-use std::process::Command;
+use vocelio_testkit::run_bench;
 
 #[test]
 fn bench_rtpengine_short_run_compares_both_sides() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("rtpengine.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_vocelio"))
-        .args(["bench", "rtpengine", "--calls", "20", "--seconds", "2"])
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (r, stdout) = run_bench(
+        env!("CARGO_BIN_EXE_vocelio"),
+        &["bench", "rtpengine", "--calls", "20", "--seconds", "2"],
+    );
     assert!(stdout.contains("| calls held | 20 | 20 |"), "{stdout}");
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let peer = &r["rtpengine"];
 
     // 20 calls for 2 s at 50 packets/s, one way: 2000 packets in the window

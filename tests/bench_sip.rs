@@ -3,21 +3,14 @@
 //! serve` and then against Kamailio, both on 127.0.0.1, and the JSON holds
 //! both ramps and the ratios.
 
-use std::process::Command;
+use vocelio_testkit::run_bench;
 
 #[test]
 fn bench_sip_short_run_measures_vocelio_and_kamailio() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("sip.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_vocelio"))
-        .args(["bench", "sip", "--rates", "50", "--seconds", "2"])
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (r, stdout) = run_bench(
+        env!("CARGO_BIN_EXE_vocelio"),
+        &["bench", "sip", "--rates", "50", "--seconds", "2"],
+    );
     assert!(
         stdout.contains("| vocelio | 50 | 100 | 100 | 0 | "),
         "{stdout}"
@@ -27,8 +20,6 @@ fn bench_sip_short_run_measures_vocelio_and_kamailio() {
         "{stdout}"
     );
 
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(r["seconds_per_step"].as_u64(), Some(2), "{r}");
     assert!(!r["machine"].as_str().unwrap().is_empty());
     let servers = r["servers"].as_array().unwrap();

@@ -16,6 +16,28 @@
 
 pub mod sipp;
 
+/// Runs the `vocelio` binary under test (`bin`, from
+/// `env!("CARGO_BIN_EXE_vocelio")`) with `args` and `--json FILE`, asserts
+/// that it succeeded, and returns the JSON it wrote and what it printed.
+pub fn run_bench(bin: &str, args: &[&str]) -> (serde_json::Value, String) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let json = dir.path().join("results.json");
+    let out = std::process::Command::new(bin)
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("running the binary");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?}:\n{stdout}\n{stderr}");
+    let text = std::fs::read_to_string(&json).expect("the JSON results");
+    (
+        serde_json::from_str(&text).expect("valid JSON results"),
+        stdout,
+    )
+}
+
 /// A free TCP port on 127.0.0.1 (the OS picks it; the test binds it next).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
