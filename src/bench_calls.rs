@@ -32,7 +32,7 @@
 //! the first step's (so that capacity is still found when a single call
 //! already misses the limit).
 
-use crate::bench::{cpu_time, machine, quantile, rss_kb};
+use crate::bench::{cpu_time, free_tcp_port, free_udp_port, machine, quantile, rss_kb, tail};
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
@@ -219,18 +219,6 @@ struct Server {
     key: String,
 }
 
-fn free_tcp() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn free_udp() -> Result<u16> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 impl Server {
     fn start(args: &CallsArgs) -> Result<Server> {
         let exe = match &args.bin {
@@ -240,8 +228,8 @@ impl Server {
         let dir = std::env::temp_dir().join(format!("vocelio-bench-calls-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        let http: SocketAddr = format!("127.0.0.1:{}", free_tcp()?).parse()?;
-        let sip: SocketAddr = format!("127.0.0.1:{}", free_udp()?).parse()?;
+        let http: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()?).parse()?;
+        let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_port()?).parse()?;
         let env = |c: &mut Command| {
             c.env("VOCELIO__HTTP__LISTEN", http.to_string())
                 .env("VOCELIO__SIP__LISTEN", sip.to_string())
@@ -292,9 +280,7 @@ impl Server {
     }
 
     fn log_tail(&self) -> String {
-        let s = std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default();
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        tail(&self.dir.join("serve.log"), 20)
     }
 
     async fn wait_ready(&mut self, http: &reqwest::Client) -> Result<()> {

@@ -301,7 +301,7 @@ impl Daemon {
         if !conf.is_file() {
             bail!("rtpengine config {} not found", conf.display());
         }
-        let port = UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = crate::bench::free_udp_port()?;
         let ng_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
         let mut child = pinned(core, program)
             .arg(format!("--config-file={}", conf.display()))

@@ -12,7 +12,7 @@
 //! such as vocelio's call records, is charged to that step. A server's ramp
 //! stops at its first step with a failure.
 
-use crate::bench::{cpu_time, machine};
+use crate::bench::{cpu_time, free_tcp_port, free_udp_port, machine, tail};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::io::{Read, Write};
@@ -836,22 +836,6 @@ fn signal(pids: &[u32], name: &str) {
 }
 
 /// The last `n` lines of a log file.
-fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-fn free_udp_port() -> Result<u16> {
-    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn free_tcp_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// A port free for both UDP and TCP (vocelio serves SIP on both).
 fn free_port_udp_and_tcp() -> Result<u16> {
     for _ in 0..100 {
